@@ -1,0 +1,128 @@
+"""``cprsdk local predict``: one request through the predictor, run exactly as a node runs it."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import Settings, load_settings
+from .errors import ConfigError, RequestError
+from .installer import cached_site
+from .packager import build_sdist
+from .payload import parse_json, split_request
+from .sandbox import run_job
+
+__all__ = ["LocalResult", "local_predict", "read_request"]
+
+
+@dataclass(frozen=True)
+class LocalResult:
+    status: int
+    body: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+    log: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
+
+
+def _read_text(path: str) -> str:
+    if path == "-":
+        import sys
+
+        return sys.stdin.read()
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"Input file {path} does not exist.") from None
+    except UnicodeDecodeError:
+        raise RequestError(f"Input file {path} is not UTF-8 text.") from None
+
+
+def read_request(
+    *, json_instances: str | None = None, json_request: str | None = None,
+    text_instances: str | None = None, kwargs: str | None = None,
+) -> dict[str, Any]:
+    """Build a request body from the gcloud-style input flags (exactly one of the three)."""
+    given = [f for f, v in (("--json-instances", json_instances), ("--json-request", json_request),
+                            ("--text-instances", text_instances)) if v is not None]
+    if len(given) != 1:
+        raise ConfigError(
+            "Give exactly one of --json-instances, --json-request or --text-instances"
+            + (f" (got {', '.join(given)})." if given else "."),
+        )
+    if json_request is not None:
+        body = parse_json(_read_text(json_request))
+    elif json_instances is not None:
+        instances = []
+        for number, line in enumerate(_read_text(json_instances).splitlines(), start=1):
+            if line.strip():
+                try:
+                    instances.append(parse_json(line))
+                except RequestError as exc:
+                    raise RequestError(f"{json_instances} line {number}: {exc.message}") from None
+        body = {"instances": instances}
+    else:
+        text = _read_text(str(text_instances))
+        body = {"instances": [line for line in text.splitlines() if line.strip()]}
+    if kwargs is not None:
+        extra = parse_json(kwargs)
+        if not isinstance(extra, dict) or "instances" in extra:
+            raise ConfigError(f"--kwargs must be a JSON object without 'instances', got {kwargs!r}.")
+        if not isinstance(body, dict):
+            raise RequestError("The request body must be a JSON object.")
+        body = {**body, **extra}
+    split_request(body)
+    return body  # type: ignore[no-any-return]
+
+
+def _sdists(settings: Settings, work: Path) -> list[Path]:
+    found = []
+    for index, package in enumerate(settings.packages):
+        if package.is_dir():
+            project = load_settings(package) if package != settings.project_dir else settings
+            found.append(build_sdist(project, work / f"build{index}"))
+        elif package.is_file():
+            found.append(package)
+        else:
+            raise ConfigError(
+                f"Package {package} ({settings.describe('packages')}) does not exist.",
+                hint="Pass an sdist (.tar.gz) or a source folder with --package.",
+            )
+    return found
+
+
+def local_predict(settings: Settings, body: dict[str, Any], *, timeout: float | None = None) -> LocalResult:
+    """Install the packages as a node would, then ``from_path`` + ``predict`` in a fresh process."""
+    if not settings.prediction_class:
+        raise ConfigError("No prediction class is set.",
+                          hint="Pass --prediction-class module.Class, or set prediction_class in [tool.cprsdk].")
+    if not settings.model_dir.is_dir():
+        raise ConfigError(
+            f"Model directory {settings.model_dir} ({settings.describe('model_dir')}) does not exist.",
+            hint="Train the model first, or point --model-dir at the folder your from_path loads.",
+        )
+    timings: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="cprsdk-local-") as tmp:
+        work = Path(tmp)
+        start = time.perf_counter()
+        sdists = _sdists(settings, work)
+        timings["build"] = time.perf_counter() - start
+        start = time.perf_counter()
+        site, cached = cached_site(sdists)
+        timings["install"] = time.perf_counter() - start
+        answer = run_job(
+            {"kind": "predict", "sites": [str(site)], "prediction_class": settings.prediction_class,
+             "model_dir": str(settings.model_dir), "body": body},
+            cwd=work, timeout=timeout,
+        )
+    timings.update(answer.get("timings", {}))
+    log = answer.get("log", "")
+    if answer.get("log_tail"):
+        log = log or answer["log_tail"]
+    return LocalResult(status=int(answer["status"]), body=answer["body"], timings=timings, log=log)
+

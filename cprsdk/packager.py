@@ -1,0 +1,335 @@
+"""``cprsdk package``: build a reproducible sdist and prove, before any upload, that it will load.
+
+Order of work (nothing is written to the output folder unless every check passes):
+
+1. the model directory's size and file-count quotas;
+2. every pickle in the model directory, scanned without being executed: ``__main__`` references
+   and dangerous callables are refused;
+3. the sdist, built from a clean copy of the project (a bare folder of modules gets its build
+   files rendered from ``templates/sdist``), then normalised so its bytes depend only on file
+   names and contents; the code quota;
+4. a clean interpreter with only the sdist installed (as a node installs it) imports the
+   prediction class and resolves every global the pickles reference.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import Settings
+from .errors import BuildError, ConfigError, PackageError, PickleCheckError, PredictorLoadError
+from .installer import build_distribution, cached_site, normalize_sdist, sha256_file
+from .limits import check_code_size, check_model_dir, format_mb
+from .pickles import GlobalRef, UnreadablePickle, dangerous_reason, find_pickles, scan_file
+from .sandbox import run_job
+from .templating import render_text, template_root
+
+__all__ = ["Check", "PackageResult", "build_sdist", "is_bare_folder", "package"]
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
+_NEVER_COPY = frozenset({"__pycache__", "build", "dist", "venv", "node_modules"})
+_MAIN_MODULES = frozenset({"__main__", "__mp_main__"})
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class PackageResult:
+    """What ``cprsdk package`` built and checked; ``to_json()`` is the ``--report`` file."""
+
+    sdist: Path
+    sha256: str
+    bytes: int
+    name: str
+    version: str
+    prediction_class: str
+    layout: str  # "project" (own build files) | "bare" (rendered from templates/sdist)
+    model_dir: Path | None
+    checks: tuple[Check, ...]
+    pickles: tuple[dict[str, Any], ...]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["sdist"] = str(self.sdist)
+        data["model_dir"] = str(self.model_dir) if self.model_dir else None
+        return data
+
+
+def is_bare_folder(src: Path) -> bool:
+    """True when ``src`` has no build configuration of its own (the classic CPR layout)."""
+    if (src / "setup.py").is_file():
+        return False
+    pyproject = src / "pyproject.toml"
+    if not pyproject.is_file():
+        return True
+    from .config import tomllib
+
+    data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    return "build-system" not in data and "project" not in data
+
+
+def _shown(path: Path, base: Path) -> str:
+    try:
+        return path.relative_to(base).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _copy_project(src: Path, dest: Path, skip: set[Path]) -> None:
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        out = set()
+        for name in names:
+            full = Path(folder, name)
+            if full.resolve() in skip or name in _NEVER_COPY or name.endswith(".egg-info"):
+                out.add(name)
+            elif name.startswith(".") and full.is_dir():
+                out.add(name)
+            elif name.endswith((".pyc", ".pyo")):
+                out.add(name)
+        return out
+
+    shutil.copytree(src, dest, ignore=ignore, symlinks=False)
+
+
+def _bare_layout(root: Path, settings: Settings) -> tuple[str, str]:
+    name = settings.name or settings.project_dir.name
+    if not _NAME_RE.match(name):
+        raise ConfigError(
+            f"{name!r} is not a valid distribution name.",
+            hint="Set name (letters, digits, '.', '-', '_') with --name or in [tool.cprsdk].",
+        )
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        Version(settings.version)
+    except InvalidVersion:
+        raise ConfigError(
+            f"version {settings.version!r} ({settings.describe('version')}) is not a PEP 440 version.",
+            hint="Use a version such as 0.1 or 1.2.3.",
+        ) from None
+    modules = sorted(
+        p.stem for p in root.glob("*.py")
+        if p.stem.isidentifier() and p.stem not in ("setup", "conftest") and not p.stem.startswith("test_")
+    )
+    package_dirs = [init.parent.relative_to(root) for init in root.rglob("__init__.py")]
+    packages = sorted(
+        ".".join(rel.parts) for rel in package_dirs
+        if rel.parts[0] not in ("tests", "test") and all(part.isidentifier() for part in rel.parts)
+    )
+    if not modules and not packages:
+        raise PackageError(
+            f"{settings.project_dir} has no Python modules to package.",
+            hint="Put your predictor module (for example predictor.py) in that folder.",
+        )
+    values = {
+        "name": name,
+        "version": settings.version,
+        "py_modules": json.dumps(modules),
+        "packages": json.dumps(packages),
+    }
+    text = (template_root() / "sdist" / "pyproject.toml.tmpl").read_text(encoding="utf-8")
+    (root / "pyproject.toml").write_text(render_text(text, values, origin="sdist/pyproject.toml.tmpl"),
+                                         encoding="utf-8")
+    return name, settings.version
+
+
+def _static_pickle_checks(settings: Settings, model_dir: Path) -> tuple[list[dict[str, Any]], set[GlobalRef]]:
+    from .limits import dir_stats
+
+    base = settings.project_dir
+    problems: list[str] = []
+    scans: list[dict[str, Any]] = []
+    refs: set[GlobalRef] = set()
+    for path in find_pickles([p for p, _ in dir_stats(model_dir).files]):
+        shown = _shown(path, base)
+        try:
+            scan = scan_file(path)
+        except UnreadablePickle as exc:
+            if settings.allow_unsafe_pickles:
+                scans.append({"path": shown, "format": "unreadable", "references": [], "detail": str(exc)})
+                continue
+            problems.append(f"{shown} cannot be scanned ({exc}); re-save it with pickle or joblib, "
+                            "or pass --allow-unsafe-pickles to ship it unchecked.")
+            continue
+        scans.append({"path": shown, "format": scan.format, "compression": scan.compression,
+                      "references": [str(r) for r in scan.references]})
+        for ref in scan.references:
+            if ref.module in _MAIN_MODULES:
+                problems.append(
+                    f"{shown} references {ref}: the class was defined in the script that pickled it, so "
+                    f"nothing can import it at prediction time. Move the class into a module that you "
+                    f"package (for example preprocess.py), import it from there, and pickle it again."
+                )
+                continue
+            reason = dangerous_reason(ref)
+            if reason and not settings.allow_unsafe_pickles:
+                problems.append(
+                    f"{shown} references {ref}, and {reason}. Loading this file would run it. If you "
+                    "trust the file, pass --allow-unsafe-pickles (or allow_unsafe_pickles = true)."
+                )
+                continue
+            refs.add(ref)
+    if problems:
+        raise PickleCheckError("\n".join(problems))
+    return scans, refs
+
+
+def _clean_import_check(
+    settings: Settings, sdist: Path, refs: set[GlobalRef], pickles: list[dict[str, Any]], work: Path
+) -> tuple[Check, Check]:
+    site, _ = cached_site([sdist], root=work / "cache")
+    answer = run_job(
+        {"kind": "check", "sites": [str(site)], "prediction_class": settings.prediction_class,
+         "references": [[r.module, r.name] for r in sorted(refs)]},
+        cwd=work,
+    )
+    if "class" not in answer:
+        raise PackageError(f"The import check could not run: {answer['body']['error']['message']}\n"
+                           f"{answer.get('log_tail', '')}".rstrip())
+    problems: list[str] = []
+    cls = answer["class"]
+    if cls["status"] != "ok":
+        message = cls["message"].replace(str(site), f"the built package {sdist.name}")
+        problems.append(f"{message} {cls.get('hint') or ''}".rstrip())
+    by_ref = {(r["module"], r["name"]): r for r in answer["references"]}
+    in_package = 0
+    for scan in pickles:
+        for ref_text in scan["references"]:
+            module, _, name = ref_text.rpartition(".")
+            found = next((r for (m, n), r in by_ref.items() if f"{m}.{n}" == ref_text), None)
+            if found is None:
+                continue
+            if found["status"] == "ok":
+                in_package += found["origin"] == "package"
+                continue
+            if found["status"] == "missing-module":
+                problems.append(
+                    f"{scan['path']} needs {ref_text}, but module {found['module']!r} is neither in the "
+                    f"package nor installed in the runtime ({found['detail']}). Add {found['module']} "
+                    f"to the package (a bare folder: put its .py file beside your predictor; a project: "
+                    f"list it in py-modules or packages), or install its distribution."
+                )
+            else:
+                problems.append(f"{scan['path']} needs {ref_text}, which cannot be loaded: {found['detail']}.")
+    if problems:
+        raise PickleCheckError("\n".join(problems)) if cls["status"] == "ok" else PredictorLoadError(
+            "\n".join(problems))
+    return (
+        Check("prediction class", True, f"{settings.prediction_class} imports from {sdist.name} alone"),
+        Check("pickle references", True,
+              f"{len(refs)} globals resolve ({in_package} from the package, the rest from the runtime)"),
+    )
+
+
+def _require_class(settings: Settings) -> str:
+    if not settings.prediction_class:
+        raise ConfigError(
+            "No prediction class is set.",
+            hint="Pass --prediction-class module.Class, or set prediction_class in [tool.cprsdk].",
+        )
+    return settings.prediction_class
+
+
+def _resolve_model_dir(settings: Settings) -> Path | None:
+    model_dir = settings.model_dir
+    if model_dir.is_dir():
+        return model_dir
+    if "model_dir" in settings.sources:
+        raise ConfigError(
+            f"Model directory {model_dir} ({settings.describe('model_dir')}) does not exist.",
+            hint="Train the model first, or point --model-dir at the folder your from_path loads.",
+        )
+    return None
+
+
+def package(settings: Settings, *, step: Callable[[str], None] = lambda _: None) -> PackageResult:
+    """Check and build ``settings.project_dir``; returns where the sdist is and what was checked."""
+    src = settings.project_dir
+    if not src.is_dir():
+        raise ConfigError(f"Source folder {src} does not exist.")
+    _require_class(settings)
+    timings: dict[str, float] = {}
+    checks: list[Check] = []
+    t0 = time.perf_counter()
+    model_dir = _resolve_model_dir(settings)
+    pickles: list[dict[str, Any]] = []
+    refs: set[GlobalRef] = set()
+    if model_dir is not None:
+        step("checking the model directory quota")
+        stats = check_model_dir(model_dir, max_mb=settings.max_model_mb, max_files=settings.max_model_files,
+                                base=src, source=settings.describe("max_model_mb"))
+        checks.append(Check("model quota", True, f"{_shown(model_dir, src)}/: {len(stats.files)} files, "
+                            f"{format_mb(stats.total_bytes)} of {settings.max_model_mb:g} MB"))
+        step("scanning pickles")
+        pickles, refs = _static_pickle_checks(settings, model_dir)
+    else:
+        checks.append(Check("model quota", True, f"no model directory at {settings.model_dir}; skipped"))
+    timings["model_checks"] = time.perf_counter() - t0
+
+    with tempfile.TemporaryDirectory(prefix="cprsdk-package-") as tmp:
+        work = Path(tmp)
+        step("building the sdist")
+        t0 = time.perf_counter()
+        sdist, name, version, layout = _build(settings, model_dir, work)
+        timings["build"] = time.perf_counter() - t0
+        size = check_code_size([sdist], max_mb=settings.max_code_mb, source=settings.describe("max_code_mb"))
+        checks.append(Check("code quota", True, f"{sdist.name}: {format_mb(size)} of {settings.max_code_mb:g} MB"))
+        step("importing the prediction class from the sdist alone")
+        t0 = time.perf_counter()
+        checks.extend(_clean_import_check(settings, sdist, refs, pickles, work))
+        timings["import_check"] = time.perf_counter() - t0
+        final = _publish(sdist, settings.out)
+    return PackageResult(
+        sdist=final, sha256=sha256_file(final), bytes=final.stat().st_size, name=name, version=version,
+        prediction_class=settings.prediction_class or "", layout=layout, model_dir=model_dir,
+        checks=tuple(checks), pickles=tuple(pickles), timings=timings,
+    )
+
+
+def build_sdist(settings: Settings, work: Path) -> Path:
+    """Build the project's reproducible sdist under ``work``, with no checks (``local predict``)."""
+    model_dir = settings.model_dir if settings.model_dir.is_dir() else None
+    return _build(settings, model_dir, work)[0]
+
+
+def _build(settings: Settings, model_dir: Path | None, work: Path) -> tuple[Path, str, str, str]:
+    src = settings.project_dir
+    staging = work / "src" / (src.name or "project")
+    skip = {settings.out.resolve()}
+    if model_dir is not None:
+        skip.add(model_dir.resolve())
+    _copy_project(src, staging, skip)
+    bare = is_bare_folder(src)
+    if bare:
+        _bare_layout(staging, settings)
+    sdist = build_distribution(staging, "sdist", work / "dist", isolated=settings.isolated)
+    normalize_sdist(sdist)
+    stem = sdist.name[: -len(".tar.gz")]
+    name, _, version = stem.rpartition("-")
+    if not name:
+        raise BuildError(f"The backend produced {sdist.name}, which is not named name-version.tar.gz.")
+    return sdist, name, version, "bare" if bare else "project"
+
+
+def _publish(sdist: Path, out_dir: Path) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final = out_dir / sdist.name
+    tmp = out_dir / f".{sdist.name}.{os.getpid()}.tmp"
+    shutil.copyfile(sdist, tmp)
+    os.replace(tmp, final)
+    return final

@@ -1,0 +1,233 @@
+"""Read what a pickle (or joblib) file references, without executing any of it.
+
+A pickle names the callables it needs to rebuild its objects (``GLOBAL`` and ``STACK_GLOBAL``
+opcodes: ``preprocess.ZeroCenterer``, ``sklearn.linear_model._logistic.LogisticRegression``).
+:func:`scan_file` runs a pure-Python unpickler whose ``find_class`` records each reference and
+hands back an inert stand-in, so no referenced module is imported and no referenced callable
+runs. joblib's raw NumPy buffers between opcodes are skipped the way joblib reads them.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import lzma
+import os
+import pickle
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, ClassVar
+
+__all__ = [
+    "PICKLE_SUFFIXES",
+    "GlobalRef",
+    "PickleScan",
+    "UnreadablePickle",
+    "dangerous_reason",
+    "find_pickles",
+    "scan_file",
+]
+
+PICKLE_SUFFIXES = frozenset({".pkl", ".pickle", ".pck", ".pcl", ".joblib", ".sav", ".dill"})
+
+_DANGEROUS_MODULES = (
+    "os", "posix", "nt", "subprocess", "sys", "shutil", "socket", "runpy", "importlib", "pty",
+    "code", "codeop", "ctypes", "pickle", "_pickle", "marshal", "webbrowser", "commands", "popen2",
+    "signal", "multiprocessing", "asyncio", "http", "urllib", "ftplib", "smtplib", "telnetlib",
+    "numpy.testing", "torch.hub", "cprsdk",
+)
+_DANGEROUS_BUILTINS = frozenset({
+    "eval", "exec", "execfile", "compile", "__import__", "open", "file", "input", "breakpoint",
+    "getattr", "setattr", "delattr", "globals", "locals", "vars", "reload", "apply",
+})
+_DANGEROUS_NAMES = {
+    "operator": frozenset({"attrgetter", "methodcaller"}),
+    "_operator": frozenset({"attrgetter", "methodcaller"}),
+}
+_COMPRESSED = (
+    (b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ", "xz"), (b"\x5d\x00\x00", "lzma"),
+    (b"\x78", "zlib"), (b"\x04\x22\x4d\x18", "lz4"),
+)
+
+
+class UnreadablePickle(Exception):
+    """The file could not be read as a pickle stream."""
+
+
+@dataclass(frozen=True, order=True)
+class GlobalRef:
+    """One ``module`` + ``name`` that a pickle needs to import to load."""
+
+    module: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.module}.{self.name}"
+
+
+@dataclass(frozen=True)
+class PickleScan:
+    path: Path
+    format: str  # "pickle" | "joblib"
+    compression: str | None
+    references: tuple[GlobalRef, ...]
+
+
+def dangerous_reason(ref: GlobalRef) -> str | None:
+    """Why a reference can run arbitrary code or touch the system, or None if it is ordinary."""
+    top = ref.module.split(".")[0]
+    if ref.module in ("builtins", "__builtin__") and ref.name in _DANGEROUS_BUILTINS:
+        return f"builtins.{ref.name} can run arbitrary code"
+    if ref.name in _DANGEROUS_NAMES.get(ref.module, ()):
+        return f"{ref} can call arbitrary methods"
+    for mod in _DANGEROUS_MODULES:
+        if ref.module == mod or ref.module.startswith(mod + ".") or top == mod and "." not in mod:
+            return f"{ref} reaches the system or the interpreter ({mod})"
+    return None
+
+
+class _Stub:
+    """Inert stand-in for a referenced callable: calling or building it records, nothing runs."""
+
+    ref: ClassVar[GlobalRef]
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        obj = object.__new__(cls)
+        object.__setattr__(obj, "args", args)
+        object.__setattr__(obj, "state", None)
+        return obj
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return _Stub(*args)
+
+    def __setstate__(self, state: Any) -> None:
+        object.__setattr__(self, "state", state)
+
+    def append(self, item: Any) -> None:
+        pass
+
+    def extend(self, items: Any) -> None:
+        pass
+
+    def add(self, item: Any) -> None:
+        pass
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+
+def _stub_class(ref: GlobalRef) -> type[_Stub]:
+    return type(ref.name.replace(".", "_") or "stub", (_Stub,), {"ref": ref})
+
+
+_JOBLIB_WRAPPERS = frozenset({"NumpyArrayWrapper"})
+
+
+class _Scanner(pickle._Unpickler):  # type: ignore[name-defined,misc]
+    dispatch = dict(pickle._Unpickler.dispatch)  # type: ignore[attr-defined]
+
+    def __init__(self, file: IO[bytes], refs: list[GlobalRef]) -> None:
+        super().__init__(file, encoding="latin1")
+        self.raw = file
+        self.refs = refs
+        self.joblib = False
+
+    def find_class(self, module: str, name: str) -> Any:
+        ref = GlobalRef(module, name)
+        if ref not in self.refs:
+            self.refs.append(ref)
+        return _stub_class(ref)
+
+    def persistent_load(self, pid: Any) -> Any:
+        return _Stub(pid)
+
+    def load_build(self) -> None:
+        super().load_build()
+        top = self.stack[-1]
+        ref = getattr(type(top), "ref", None)
+        if ref is not None and ref.module.startswith("joblib") and ref.name in _JOBLIB_WRAPPERS:
+            self.joblib = True
+            self._skip_joblib_array(top.state if isinstance(top.state, dict) else {})
+
+    dispatch[pickle.BUILD[0]] = load_build
+
+    def _skip_joblib_array(self, state: dict[str, Any]) -> None:
+        import numpy as np
+
+        shape = tuple(int(n) for n in state.get("shape", ()))
+        dtype_stub = state.get("dtype")
+        spec = dtype_stub.args[0] if isinstance(dtype_stub, _Stub) and dtype_stub.args else None
+        if not isinstance(spec, str):
+            raise UnreadablePickle("a joblib array has a dtype this scanner cannot read")
+        dtype = np.dtype(spec)
+        if dtype.hasobject:
+            _Scanner(self.raw, self.refs).load()  # object arrays are a nested pickle stream
+            return
+        if state.get("numpy_array_alignment_bytes") is not None:
+            pad = self.raw.read(1)
+            self.raw.read(int.from_bytes(pad, "little"))
+        count = 1
+        for n in shape:
+            count *= n
+        remaining = count * dtype.itemsize
+        while remaining:
+            chunk = self.raw.read(min(remaining, 1 << 24))
+            if not chunk:
+                raise UnreadablePickle("the file ends inside a joblib array")
+            remaining -= len(chunk)
+
+
+def _open_stream(path: Path) -> tuple[IO[bytes], str | None]:
+    with path.open("rb") as fh:
+        head = fh.read(6)
+    for magic, kind in _COMPRESSED:
+        if head.startswith(magic):
+            if kind == "gzip":
+                return gzip.open(path, "rb"), kind
+            if kind == "bz2":
+                return bz2.open(path, "rb"), kind
+            if kind in ("xz", "lzma"):
+                return lzma.open(path, "rb"), kind
+            if kind == "zlib":
+                return io.BytesIO(zlib.decompress(path.read_bytes())), kind
+            raise UnreadablePickle(f"{kind}-compressed files cannot be scanned")
+    return path.open("rb"), None
+
+
+def scan_file(path: str | os.PathLike[str]) -> PickleScan:
+    """List every global a pickle or joblib file references; raises :class:`UnreadablePickle`."""
+    path = Path(path)
+    refs: list[GlobalRef] = []
+    stream, compression = _open_stream(path)
+    try:
+        with stream:
+            scanner = _Scanner(stream, refs)
+            scanner.load()
+    except UnreadablePickle:
+        raise
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
+            AttributeError, OSError, zlib.error, lzma.LZMAError) as exc:
+        raise UnreadablePickle(f"{type(exc).__name__}: {exc}") from None
+    return PickleScan(path, "joblib" if scanner.joblib else "pickle", compression, tuple(refs))
+
+
+def _looks_like_pickle(path: Path) -> bool:
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        return True
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(2)
+    except OSError:
+        return False
+    return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+
+
+def find_pickles(files: Iterable[Path]) -> list[Path]:
+    """The files to scan: pickle-like suffixes, or a pickle protocol 2-5 header."""
+    return sorted(p for p in files if _looks_like_pickle(p))

@@ -1,0 +1,134 @@
+"""Run a predictor in a fresh interpreter, with its packages installed as a node installs them.
+
+The parent sends one JSON job on stdin; the child (``python -I``: no user site, no PYTHONPATH,
+no current directory on the path) puts the installed package folders first on ``sys.path``,
+does the job and writes one JSON answer to the stdout it was given. Anything the user's code
+prints goes to stderr, so it can never corrupt the answer.
+
+Jobs: ``check`` (import the prediction class, resolve the globals pickles reference) and
+``predict`` (``from_path`` then ``predict`` on one request body).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from .errors import CprError, error_body
+
+__all__ = ["run_job"]
+
+_BOOT = (
+    "import sys, importlib.util\n"
+    "if importlib.util.find_spec('cprsdk') is None: sys.path.append({root!r})\n"
+    "from cprsdk.sandbox import _child_main\n"
+    "_child_main()\n"
+)
+
+
+def run_job(job: dict[str, Any], *, cwd: Path, timeout: float | None = None) -> dict[str, Any]:
+    """Run ``job`` in a fresh ``python -I`` and return its JSON answer."""
+    root = str(Path(__file__).resolve().parent.parent)
+    proc = subprocess.run(
+        [sys.executable, "-I", "-c", _BOOT.format(root=root)],
+        input=json.dumps(job).encode(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=cwd,
+        timeout=timeout,
+    )
+    log = proc.stderr.decode("utf-8", "replace")
+    try:
+        answer: dict[str, Any] = json.loads(proc.stdout)
+    except ValueError:
+        tail = "\n".join(log.strip().splitlines()[-20:])
+        message = f"The predictor process exited with code {proc.returncode} without an answer."
+        answer = {"status": 500, "body": error_body(500, message), "log_tail": tail}
+    answer["log"] = log
+    return answer
+
+
+# ---------------------------------------------------------------- child side
+
+
+def _resolve_ref(module_name: str, name: str, sites: list[str]) -> dict[str, Any]:
+    result: dict[str, Any] = {"module": module_name, "name": name}
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        return {**result, "status": "missing-module", "detail": f"No module named {exc.name!r}"}
+    except Exception as exc:
+        return {**result, "status": "import-error", "detail": f"{type(exc).__name__}: {exc}"}
+    target: Any = module
+    for part in name.split("."):
+        if not hasattr(target, part):
+            return {**result, "status": "missing-name", "detail": f"{module_name} has no {name!r}"}
+        target = getattr(target, part)
+    origin = getattr(module, "__file__", None) or ""
+    in_package = any(origin.startswith(site + os.sep) for site in sites)
+    return {**result, "status": "ok", "origin": "package" if in_package else "runtime"}
+
+
+def _check(job: dict[str, Any]) -> dict[str, Any]:
+    from .predictor import import_prediction_class
+
+    answer: dict[str, Any] = {"status": 200, "class": None, "references": []}
+    if job.get("prediction_class"):
+        try:
+            import_prediction_class(job["prediction_class"])
+            answer["class"] = {"status": "ok"}
+        except CprError as exc:
+            answer["class"] = {"status": "error", "message": exc.message, "hint": exc.hint}
+    answer["references"] = [_resolve_ref(m, n, job["sites"]) for m, n in job.get("references", [])]
+    return answer
+
+
+def _predict(job: dict[str, Any]) -> dict[str, Any]:
+    from .payload import dumps_response, split_request
+    from .predictor import import_prediction_class, load_predictor
+
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    import_prediction_class(job["prediction_class"])
+    timings["import"] = time.perf_counter() - start
+    start = time.perf_counter()
+    instance = load_predictor(job["prediction_class"], job["model_dir"])
+    timings["from_path"] = time.perf_counter() - start
+    instances, kwargs = split_request(job["body"])
+    start = time.perf_counter()
+    try:
+        predictions = instance.predict(instances, **kwargs)
+    except CprError:
+        raise
+    except Exception as exc:
+        traceback.print_exc()
+        message = f"Prediction failed: {type(exc).__name__}: {exc}"
+        return {"status": 500, "body": error_body(500, message), "timings": timings}
+    timings["predict"] = time.perf_counter() - start
+    body = json.loads(dumps_response(predictions))
+    return {"status": 200, "body": body, "timings": timings}
+
+
+def _child_main() -> None:
+    answer_fd = os.dup(1)
+    os.dup2(2, 1)  # user prints, even from C, go to stderr
+    sys.stdout = sys.stderr
+    job = json.loads(sys.stdin.read())
+    sys.path[:] = [p for p in sys.path if p not in ("", os.getcwd())]
+    sys.path[:0] = job["sites"]
+    sys.argv = [job.get("prediction_class") or "cprsdk"]
+    try:
+        answer = _check(job) if job["kind"] == "check" else _predict(job)
+    except CprError as exc:
+        if exc.__cause__ is not None:
+            traceback.print_exception(exc.__cause__)
+        answer = {"status": exc.status_code, "body": error_body(exc.status_code, str(exc))}
+    with os.fdopen(answer_fd, "w") as out:
+        json.dump(answer, out)

@@ -1,0 +1,1 @@
+"""Project templates shipped with cprsdk (rendered by ``cprsdk init`` and ``cprsdk package``)."""
