@@ -200,14 +200,16 @@ def _parser() -> argparse.ArgumentParser:
                        ("predict", "send a request to a node"), ("batch", "run batch prediction"),
                        ("versions", "manage versions"), ("models", "manage models")):
         p = sub.add_parser(name, help=f"{what} (not supported yet)", add_help=False)
-        p.add_argument("rest", nargs=argparse.REMAINDER)
         p.set_defaults(func=_cmd_not_yet)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``cprsdk`` command; returns the exit code."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.func is not _cmd_not_yet:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     code = [0]
     with _translated_errors(code):
         code[0] = args.func(args)

@@ -26,7 +26,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["KEYS", "Settings", "load_settings", "project_table"]
+__all__ = ["KEYS", "Settings", "load_settings", "load_toml", "project_table"]
 
 
 @dataclass(frozen=True)
@@ -139,6 +139,14 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
 }
 
 
+def load_toml(path: Path) -> dict[str, Any]:
+    """Parse a TOML file; a syntax error names the file."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}.") from None
+
+
 def project_table(project_dir: Path) -> tuple[dict[str, Any], str, Path]:
     """The raw cprsdk table of a project, with a label for messages and the file it came from."""
     own = project_dir / "cprsdk.toml"
@@ -146,10 +154,7 @@ def project_table(project_dir: Path) -> tuple[dict[str, Any], str, Path]:
     for path, label in ((own, "cprsdk.toml"), (pyproject, "[tool.cprsdk]")):
         if not path.is_file():
             continue
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path} is not valid TOML: {exc}.") from None
+        data = load_toml(path)
         if path is pyproject:
             data = data.get("tool", {}).get("cprsdk", {})
         if not isinstance(data, dict):

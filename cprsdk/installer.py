@@ -20,6 +20,7 @@ import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
+from typing import Literal
 
 from .errors import BuildError
 
@@ -71,7 +72,9 @@ def _tail(text: bytes | str | None, lines: int = 15) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def build_distribution(source: Path, kind: str, out_dir: Path, *, isolated: bool = False) -> Path:
+def build_distribution(
+    source: Path, kind: Literal["sdist", "wheel"], out_dir: Path, *, isolated: bool = False
+) -> Path:
     """Build an sdist or wheel of ``source`` into ``out_dir`` through its PEP 517 backend."""
     import build
     import build.env

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import Settings
+from .config import Settings, load_toml
 from .errors import BuildError, ConfigError, PackageError, PickleCheckError, PredictorLoadError
 from .installer import build_distribution, cached_site, normalize_sdist, sha256_file
 from .limits import check_code_size, check_model_dir, format_mb
@@ -77,9 +77,7 @@ def is_bare_folder(src: Path) -> bool:
     pyproject = src / "pyproject.toml"
     if not pyproject.is_file():
         return True
-    from .config import tomllib
-
-    data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    data = load_toml(pyproject)
     return "build-system" not in data and "project" not in data
 
 

@@ -93,6 +93,8 @@ class _Stub:
     """Inert stand-in for a referenced callable: calling or building it records, nothing runs."""
 
     ref: ClassVar[GlobalRef]
+    args: tuple[Any, ...]
+    state: Any
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         obj = object.__new__(cls)
@@ -129,8 +131,11 @@ def _stub_class(ref: GlobalRef) -> type[_Stub]:
 _JOBLIB_WRAPPERS = frozenset({"NumpyArrayWrapper"})
 
 
-class _Scanner(pickle._Unpickler):  # type: ignore[name-defined,misc]
-    dispatch = dict(pickle._Unpickler.dispatch)  # type: ignore[attr-defined]
+_PyUnpickler: Any = pickle._Unpickler  # the pure-Python unpickler: its dispatch table can be extended
+
+
+class _Scanner(_PyUnpickler):  # type: ignore[misc]
+    dispatch = dict(_PyUnpickler.dispatch)
 
     def __init__(self, file: IO[bytes], refs: list[GlobalRef]) -> None:
         super().__init__(file, encoding="latin1")
@@ -183,7 +188,7 @@ class _Scanner(pickle._Unpickler):  # type: ignore[name-defined,misc]
             remaining -= len(chunk)
 
 
-def _open_stream(path: Path) -> tuple[IO[bytes], str | None]:
+def _open_stream(path: Path) -> tuple[Any, str | None]:
     with path.open("rb") as fh:
         head = fh.read(6)
     for magic, kind in _COMPRESSED:

@@ -97,7 +97,7 @@ def _import_module(module_name: str, qualified_name: str, paths: Sequence[str]) 
         ) from exc
 
 
-def _check_contract(obj: Any, qualified_name: str) -> type:
+def _check_contract(obj: Any, qualified_name: str) -> Any:
     if not inspect.isclass(obj):
         kind = "module" if inspect.ismodule(obj) else type(obj).__name__
         raise PredictorContractError(
@@ -123,7 +123,7 @@ def _check_contract(obj: Any, qualified_name: str) -> type:
     return obj
 
 
-def import_prediction_class(qualified_name: str, *, paths: Sequence[str | os.PathLike[str]] = ()) -> type:
+def import_prediction_class(qualified_name: str, *, paths: Sequence[str | os.PathLike[str]] = ()) -> Any:
     """Import ``module.Class`` and check that it meets the Predictor contract.
 
     ``paths`` are searched first; ``sys.path`` and ``sys.argv`` are restored afterwards.

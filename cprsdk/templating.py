@@ -1,7 +1,9 @@
 """Rendering the files under ``templates/`` (shipped in the wheel as ``cprsdk.templates``).
 
 Files ending in ``.tmpl`` are rendered (``{{ key }}`` placeholders; an unknown key is an error)
-and lose the suffix; other files are copied as they are.
+and lose the suffix; other files are copied as they are. Python files are stored as ``.py.tmpl`` so
+nothing imports or collects them inside cprsdk, and ``gitignore`` becomes ``.gitignore`` (dotfiles
+do not travel well as package data).
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ def render_tree(name: str, dest: Path, values: Mapping[str, str]) -> list[Path]:
     """Render template folder ``name`` into ``dest``; returns the files written."""
     written = []
     for entry, rel in _walk(template_root() / name, Path()):
-        target = dest / rel
+        target = dest / (rel.with_name(".gitignore") if rel.name == "gitignore" else rel)
         target.parent.mkdir(parents=True, exist_ok=True)
         if rel.suffix == ".tmpl":
             target = target.with_suffix("")

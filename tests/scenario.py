@@ -1,0 +1,61 @@
+"""Fixtures for the tiny real projects under tests/projects (a pytest plugin, see conftest.py)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+PROJECTS = Path(__file__).parent / "projects"
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One install cache for the session (keyed by sdist sha256, so sharing is safe)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CPRSDK_CACHE_DIR", str(tmp_path_factory.mktemp("cprsdk-cache")))
+    for name in list(__import__("os").environ):
+        if name.startswith("CPRSDK_") and name != "CPRSDK_CACHE_DIR":
+            mp.delenv(name)
+    yield
+    mp.undo()
+
+
+@pytest.fixture(autouse=True)
+def _forget_user_modules() -> Iterator[None]:
+    """Tests import several modules named `predictor`; forget the ones a test imported."""
+    before = set(sys.modules)
+    yield
+    for name in set(sys.modules) - before:
+        module = sys.modules.get(name)
+        origin = getattr(module, "__file__", None) or ""
+        if "site-packages" not in origin and not name.startswith(("cprsdk", "_pytest", "pytest")):
+            del sys.modules[name]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Callable[[str], Path]:
+    """Copy projects/ok, lay projects/<case> over it, and run make_model.py to write model/."""
+
+    def make(case: str = "ok") -> Path:
+        dest = tmp_path / case
+        shutil.copytree(PROJECTS / "ok", dest)
+        if case != "ok":
+            shutil.copytree(PROJECTS / case, dest, dirs_exist_ok=True)
+        subprocess.run([sys.executable, "make_model.py"], cwd=dest, check=True, capture_output=True)
+        return dest
+
+    return make
+
+
+@pytest.fixture
+def behaviours(tmp_path: Path) -> Path:
+    """A copy of projects/behaviours: one predictor module per behaviour."""
+    dest = tmp_path / "behaviours"
+    shutil.copytree(PROJECTS / "behaviours", dest)
+    return dest
