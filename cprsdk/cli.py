@@ -16,7 +16,7 @@ from typing import Any
 
 from . import __version__
 from .config import load_settings
-from .errors import CprError, NotSupportedError
+from .errors import ConfigError, CprError, NotSupportedError
 
 __all__ = ["main"]
 
@@ -118,6 +118,112 @@ def _cmd_local_predict(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+# ------------------------------------------------------------------ registry: deploy, models, versions
+
+
+def _registry(args: argparse.Namespace, settings: Any = None) -> Any:
+    from .registry import Registry
+
+    settings = settings or load_settings(".", {"registry": args.registry})
+    return Registry(settings.registry)
+
+
+def _labels(text: str | None) -> dict[str, str]:
+    if not text:
+        return {}
+    pairs = [item.split("=", 1) for item in text.split(",") if item.strip()]
+    if any(len(p) != 2 or not p[0].strip() for p in pairs):
+        raise ConfigError(f"--labels must look like key=value,key2=value2, got {text!r}.")
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+_DEPLOY_KEYS = ("prediction_class", "model_dir", "registry", "max_code_mb", "max_model_mb", "max_model_files",
+                "allow_unsafe_pickles", "isolated", "name", "version")
+
+
+def _cmd_deploy(args: argparse.Namespace) -> int:
+    from .deploy import DeployRequest, deploy, wait_for_version
+
+    flags = _settings_flags(args, _DEPLOY_KEYS)
+    flags["version"] = None  # --version names the version to create, not the distribution
+    settings = load_settings(args.src, flags)
+    request = DeployRequest(
+        model=args.model, version=args.version, packages=tuple(Path(p).resolve() for p in args.package or ()),
+        origin=args.origin, package_uris=tuple(u for u in (args.package_uris or "").split(",") if u),
+        set_default=args.set_default, description=args.description or "",
+        runtime_version=args.runtime_version, python_version=args.python_version, labels=_labels(args.labels),
+    )
+    registry = _registry(args, settings)
+    quiet = args.format == "json"
+    result = deploy(settings, request, registry=registry, step=(lambda s: None) if quiet else (lambda s: _err(f"... {s}")))
+    state = result.state
+    if args.wait:
+        if not args.endpoint:
+            raise ConfigError("--wait needs --endpoint URL (the node to ask).")
+        node = wait_for_version(args.endpoint, args.model, args.version)
+        state = node.get("state", state)
+        if node.get("errorMessage"):
+            _err(f"ERROR: {node['errorMessage']}")
+    if quiet:
+        print(json.dumps({**result.to_json(), "state": state}, indent=2))
+    else:
+        from .limits import format_mb
+        from .output import print_table
+
+        uris = ", ".join(result.manifest["packageUris"])
+        print_table([[result.model, result.version, state, "yes" if result.manifest.get("isDefault") else "no",
+                      f"{result.uploaded_files} files, {format_mb(result.uploaded_bytes)}",
+                      f"{result.reused_files} files, {format_mb(result.reused_bytes)}", uris]],
+                    ["model", "version", "state", "default", "uploaded", "reused", "package uris"])
+        for note in result.notes:
+            _err(f"note: {note}")
+    return 0 if state != "FAILED" else 1
+
+
+_VERSION_COLUMNS = (("name", "name"), ("default", "isDefault"), ("prediction class", "predictionClass"),
+                    ("python", "pythonVersion"), ("created", "createTime"))
+_MODEL_COLUMNS = (("name", "name"), ("default version", "defaultVersion"), ("created", "createTime"),
+                  ("description", "description"))
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from .output import print_records
+
+    registry = _registry(args)
+    if args.action == "list":
+        print_records([m.to_json() for m in registry.list_models()], _MODEL_COLUMNS, fmt=args.format)
+    elif args.action == "create":
+        print_records([registry.create_model(_need(args.name, "NAME"), description=args.description or "").to_json()],
+                      _MODEL_COLUMNS, fmt=args.format)
+    else:
+        registry.delete_model(_need(args.name, "NAME"))
+        _err(f"Deleted model {args.name}.")
+    return 0
+
+
+def _need(value: str | None, what: str) -> str:
+    if not value:
+        raise ConfigError(f"This action needs {what}.")
+    return value
+
+
+def _cmd_versions(args: argparse.Namespace) -> int:
+    from .output import print_records
+
+    registry = _registry(args)
+    if args.action == "list":
+        print_records(registry.list_versions(args.model), _VERSION_COLUMNS, fmt=args.format)
+    elif args.action == "describe":
+        print(json.dumps(registry.get_version(args.model, _need(args.version_name, "VERSION")), indent=2))
+    elif args.action == "set-default":
+        record = registry.set_default(args.model, _need(args.version_name, "VERSION"))
+        print_records([record.to_json()], _MODEL_COLUMNS, fmt=args.format)
+    else:
+        registry.delete_version(args.model, _need(args.version_name, "VERSION"))
+        _err(f"Deleted version {args.version_name} of model {args.model}.")
+    return 0
+
+
 def _cmd_not_yet(args: argparse.Namespace) -> int:
     raise NotSupportedError(
         f"`cprsdk {args.command}` is not supported yet in cprsdk {__version__}.",
@@ -178,6 +284,60 @@ def _add_local_parser(sub: Any) -> None:
     p.set_defaults(func=_cmd_local_predict)
 
 
+def _add_registry_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--registry", metavar="URI",
+                   help="registry root: a folder, file://, gs://, s3://, memory:// (default: the embedded one)")
+    p.add_argument("--format", choices=("table", "json"), default="table", help="output format")
+
+
+def _add_registry_parsers(sub: Any) -> None:
+    p = sub.add_parser(
+        "deploy", help="check, upload and publish a version",
+        description="Publish an immutable version of a model in the registry. From a source folder "
+        "(every check of `cprsdk package` runs first), from built sdists (--package), or from artifacts "
+        "already in storage (--origin and --package-uris, as gcloud took them). Unchanged files are never "
+        "uploaded twice; the version becomes visible only when its manifest is written, last.",
+    )
+    p.add_argument("src", nargs="?", default=".", help="project folder (default: the current folder)")
+    p.add_argument("--model", required=True, help="model name (letters, digits, underscores)")
+    p.add_argument("--version", required=True, help="version name (letters, digits, underscores)")
+    p.add_argument("--package", action="append", metavar="SDIST", help="deploy this built sdist (repeat)")
+    p.add_argument("--origin", metavar="URI", help="model directory already in storage")
+    p.add_argument("--package-uris", metavar="URI,...", help="sdists already in storage, comma separated")
+    p.add_argument("--prediction-class", metavar="MOD.CLS", help="e.g. predictor.MyPredictor")
+    p.add_argument("--model-dir", metavar="DIR", help="local model directory (default: model)")
+    p.add_argument("--runtime-version", help="recorded in the manifest, as gcloud's flag")
+    p.add_argument("--python-version", help="recorded in the manifest (default: this Python's)")
+    p.add_argument("--description", help="free text recorded in the manifest")
+    p.add_argument("--labels", metavar="K=V,...", help="labels recorded in the manifest")
+    p.add_argument("--set-default", action="store_true", help="make this version the model's default")
+    p.add_argument("--max-code-mb", type=float, metavar="MB", help="code quota (default: 250)")
+    p.add_argument("--max-model-mb", type=float, metavar="MB", help="model directory quota (default: 250)")
+    p.add_argument("--max-model-files", type=int, metavar="N", help="model file-count quota (default: 1000)")
+    p.add_argument("--allow-unsafe-pickles", action="store_true", default=None,
+                   help="accept pickles that reference dangerous callables (only for files you trust)")
+    p.add_argument("--isolated", action="store_true", default=None, help="build in an isolated environment")
+    p.add_argument("--wait", action="store_true", help="wait until the node at --endpoint reports READY or FAILED")
+    p.add_argument("--endpoint", metavar="URL", help="the prediction node to ask, with --wait")
+    _add_registry_flags(p)
+    p.set_defaults(func=_cmd_deploy)
+
+    p = sub.add_parser("models", help="list, create or delete models", description="Models in the registry.")
+    p.add_argument("action", choices=("list", "create", "delete"))
+    p.add_argument("name", nargs="?", help="model name, for create and delete")
+    p.add_argument("--description", help="with create: free text")
+    _add_registry_flags(p)
+    p.set_defaults(func=_cmd_models)
+
+    p = sub.add_parser("versions", help="list, describe, delete versions or set the default",
+                       description="Versions of a model in the registry.")
+    p.add_argument("action", choices=("list", "describe", "delete", "set-default"))
+    p.add_argument("version_name", nargs="?", metavar="VERSION", help="the version, except for list")
+    p.add_argument("--model", required=True, help="the model")
+    _add_registry_flags(p)
+    p.set_defaults(func=_cmd_versions)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cprsdk",
@@ -196,9 +356,9 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_init)
     _add_package_parser(sub)
     _add_local_parser(sub)
-    for name, what in (("deploy", "upload and publish a version"), ("serve", "run a prediction node"),
-                       ("predict", "send a request to a node"), ("batch", "run batch prediction"),
-                       ("versions", "manage versions"), ("models", "manage models")):
+    _add_registry_parsers(sub)
+    for name, what in (("serve", "run a prediction node"), ("predict", "send a request to a node"),
+                       ("batch", "run batch prediction")):
         p = sub.add_parser(name, help=f"{what} (not supported yet)", add_help=False)
         p.set_defaults(func=_cmd_not_yet)
     return parser

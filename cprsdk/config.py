@@ -52,6 +52,7 @@ KEYS: tuple[Key, ...] = (
     Key("allow_unsafe_pickles", "bool", False,
         "Accept pickles that reference dangerous callables (os.system, eval, ...).", "--allow-unsafe-pickles"),
     Key("isolated", "bool", False, "Build in an isolated environment (needs a package index).", "--isolated"),
+    Key("registry", "uri", None, "Registry root: a folder, file://, gs://, s3://, memory:// ... URI.", "--registry"),
 )
 _BY_NAME = {k.name: k for k in KEYS}
 
@@ -72,6 +73,7 @@ class Settings:
     max_model_files: int = 1000
     allow_unsafe_pickles: bool = False
     isolated: bool = False
+    registry: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict)  # key -> "flag" | "env" | file | "default"
 
     def describe(self, key: str) -> str:
@@ -132,6 +134,7 @@ def _paths(key: str, value: Any) -> tuple[str, ...]:
 _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "str": _str,
     "path": _str,
+    "uri": _str,
     "paths": _paths,
     "float": _number(float, "a number"),
     "int": _number(int, "a whole number"),
@@ -175,6 +178,8 @@ def _check_known(key: str, origin: str) -> str:
 def _resolve(kind: str, value: Any, base: Path) -> Any:
     if kind == "path":
         return (base / value).resolve()
+    if kind == "uri" and "://" not in value:
+        return str((base / value).resolve())
     if kind == "paths":
         return tuple((base / v).resolve() for v in value)
     return value

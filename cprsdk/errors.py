@@ -10,6 +10,12 @@
     │   ├── QuotaError            code or model directory over a quota
     │   ├── BuildError            the sdist or wheel could not be built
     │   └── PickleCheckError      a pickle in the model directory cannot load, or is unsafe
+    ├── StorageError              a storage URI, key or backend call failed
+    │   ├── NotFound              the object does not exist (404)
+    │   ├── AlreadyExists         a create-only write met an existing object (409)
+    │   ├── PreconditionFailed    a compare-and-swap write met another version (412)
+    │   └── IntegrityError        bytes do not match their checksum (500)
+    ├── RegistryError             a registry change was refused: exists, not found, conflict
     ├── RequestError              a prediction request is malformed (400)
     ├── PredictionError           raised by a predictor to choose its status (default 400)
     └── ResponseError             a predictor returned something that is not JSON (500)
@@ -39,19 +45,25 @@ _STATUS_NAMES = {
 }
 
 __all__ = [
+    "AlreadyExists",
     "BuildError",
     "ConfigError",
     "CprError",
+    "IntegrityError",
+    "NotFound",
     "NotSupportedError",
     "PackageError",
     "PickleCheckError",
+    "PreconditionFailed",
     "PredictionError",
     "PredictorContractError",
     "PredictorImportError",
     "PredictorLoadError",
     "QuotaError",
+    "RegistryError",
     "RequestError",
     "ResponseError",
+    "StorageError",
     "error_body",
     "status_name",
 ]
@@ -115,6 +127,32 @@ class BuildError(PackageError):
 
 class PickleCheckError(PackageError):
     pass
+
+
+class StorageError(CprError):
+    status_code = 500
+
+
+class NotFound(StorageError):
+    status_code = 404
+
+
+class AlreadyExists(StorageError):
+    status_code = 409
+
+
+class PreconditionFailed(StorageError):
+    status_code = 412
+
+
+class IntegrityError(StorageError):
+    status_code = 500
+
+
+class RegistryError(CprError):
+    def __init__(self, message: str, *, status_code: int = 400, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status_code = status_code
 
 
 class RequestError(CprError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -27,6 +28,8 @@ from .errors import BuildError
 __all__ = [
     "SDIST_MTIME",
     "build_distribution",
+    "build_sdist_and_wheel",
+    "install_wheel",
     "cache_dir",
     "cached_site",
     "install_sdist",
@@ -88,7 +91,9 @@ def build_distribution(
                 env.install(builder.get_requires_for_build(kind))
                 return Path(builder.build(kind, out_dir))
         builder = build.ProjectBuilder(source, runner=_capturing_runner)
-        missing = builder.check_dependencies(kind)
+        # Only the static build-system requirements: asking the backend for dynamic ones costs a
+        # process start, and a dynamic requirement that is missing fails the build with its name.
+        missing = {chain for req in builder.build_system_requires for chain in build.check_dependency(req)}
         if missing:
             names = sorted(" -> ".join(chain) for chain in missing)
             raise BuildError(
@@ -105,6 +110,64 @@ def build_distribution(
         ) from None
     except build.BuildException as exc:
         raise BuildError(f"Cannot build {source}: {exc}.") from None
+
+
+_BOTH = """
+import importlib, json, os, sys, tarfile
+job = json.loads(sys.argv[1])
+sys.path[:0] = job["backend_path"]
+module, _, attrs = job["backend"].partition(":")
+backend = importlib.import_module(module)
+for attr in filter(None, attrs.split(".")):
+    backend = getattr(backend, attr)
+os.chdir(job["source"])
+sdist = os.path.join(job["out"], backend.build_sdist(job["out"]))
+with tarfile.open(sdist) as tar:
+    tar.extractall(job["unpack"], **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+os.chdir(os.path.join(job["unpack"], os.listdir(job["unpack"])[0]))
+wheel = os.path.join(job["out"], backend.build_wheel(job["out"]))
+with open(job["answer"], "w") as fh:
+    json.dump([sdist, wheel], fh)
+"""
+
+
+def build_sdist_and_wheel(source: Path, out_dir: Path) -> tuple[Path, Path]:
+    """Build the sdist, then the wheel from that sdist, in one backend process (no isolation).
+
+    Two hook calls through ``build`` start two interpreters and import the backend twice; one
+    process doing both halves the cost of the common case. Same backend, same hooks, same files.
+    """
+    import build
+
+    from .config import load_toml
+
+    pyproject = source / "pyproject.toml"
+    system = load_toml(pyproject).get("build-system", {}) if pyproject.is_file() else {}
+    requires = system.get("requires", ["setuptools>=40.8.0"])
+    missing = {chain for req in requires for chain in build.check_dependency(req)}
+    if missing:
+        raise BuildError(
+            f"Building {source.name} needs {', '.join(sorted(' -> '.join(c) for c in missing))}, "
+            "which is not installed here.",
+            hint=f"pip install {' '.join(sorted({c[0] for c in missing}))}, or pass --isolated.",
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    job = {"backend": system.get("build-backend", "setuptools.build_meta:__legacy__"),
+           "backend_path": [str(source / p) for p in system.get("backend-path", [])],
+           "source": str(source), "out": str(out_dir), "unpack": str(out_dir / "unpacked"),
+           "answer": str(out_dir / "answer.json")}
+    proc = subprocess.run([sys.executable, "-c", _BOTH, json.dumps(job)], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT)
+    if proc.returncode:
+        raise BuildError(f"Building {source} failed:\n{_tail(proc.stdout)}",
+                         hint="Fix the build configuration (pyproject.toml or setup.py) shown above.")
+    sdist, wheel = json.loads((out_dir / "answer.json").read_text())
+    return Path(sdist), Path(wheel)
+
+
+def install_wheel(wheel: Path, target: Path) -> None:
+    """Unpack a pure-Python wheel into ``target`` (its purelib/platlib data included)."""
+    _unpack_wheel(wheel, target)
 
 
 def _normal_mode(info: tarfile.TarInfo) -> int:
@@ -180,8 +243,13 @@ def install_sdist(sdist: Path, target: Path) -> None:
         _unpack_wheel(wheel, target)
 
 
-def cached_site(sdists: Sequence[Path], *, root: Path | None = None) -> tuple[Path, bool]:
-    """Install ``sdists`` (in order) into a cached folder keyed by their sha256; (folder, was cached)."""
+def cached_site(
+    sdists: Sequence[Path], *, root: Path | None = None, wheels: Mapping[Path, Path] | None = None
+) -> tuple[Path, bool]:
+    """Install ``sdists`` (in order) into a cached folder keyed by their sha256; (folder, was cached).
+
+    ``wheels`` maps an sdist to the wheel already built from it, which is then unpacked directly.
+    """
     key = hashlib.sha256()
     key.update(sys.implementation.cache_tag.encode())
     for sdist in sdists:
@@ -194,7 +262,10 @@ def cached_site(sdists: Sequence[Path], *, root: Path | None = None) -> tuple[Pa
     staging = Path(tempfile.mkdtemp(prefix=final.name + ".", dir=base))
     try:
         for sdist in sdists:
-            install_sdist(sdist, staging)
+            if wheels and sdist in wheels:
+                install_wheel(wheels[sdist], staging)
+            else:
+                install_sdist(sdist, staging)
         try:
             os.rename(staging, final)
         except OSError:

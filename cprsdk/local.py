@@ -80,12 +80,16 @@ def read_request(
     return body  # type: ignore[no-any-return]
 
 
-def _sdists(settings: Settings, work: Path) -> list[Path]:
+def _sdists(settings: Settings, work: Path, wheels: dict[Path, Path]) -> list[Path]:
+    """The sdists to install; source folders are built (their wheels recorded in ``wheels``)."""
     found = []
     for index, package in enumerate(settings.packages):
         if package.is_dir():
             project = load_settings(package) if package != settings.project_dir else settings
-            found.append(build_sdist(project, work / f"build{index}"))
+            sdist, wheel = build_sdist(project, work / f"build{index}")
+            if wheel is not None:
+                wheels[sdist] = wheel
+            found.append(sdist)
         elif package.is_file():
             found.append(package)
         else:
@@ -110,10 +114,11 @@ def local_predict(settings: Settings, body: dict[str, Any], *, timeout: float | 
     with tempfile.TemporaryDirectory(prefix="cprsdk-local-") as tmp:
         work = Path(tmp)
         start = time.perf_counter()
-        sdists = _sdists(settings, work)
+        wheels: dict[Path, Path] = {}
+        sdists = _sdists(settings, work, wheels)
         timings["build"] = time.perf_counter() - start
         start = time.perf_counter()
-        site, cached = cached_site(sdists)
+        site, _ = cached_site(sdists, wheels=wheels)
         timings["install"] = time.perf_counter() - start
         answer = run_job(
             {"kind": "predict", "sites": [str(site)], "prediction_class": settings.prediction_class,

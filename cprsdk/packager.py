@@ -27,13 +27,13 @@ from typing import Any
 
 from .config import Settings, load_toml
 from .errors import BuildError, ConfigError, PackageError, PickleCheckError, PredictorLoadError
-from .installer import build_distribution, cached_site, normalize_sdist, sha256_file
+from .installer import build_distribution, build_sdist_and_wheel, cached_site, install_wheel, normalize_sdist, sha256_file
 from .limits import check_code_size, check_model_dir, format_mb
 from .pickles import GlobalRef, UnreadablePickle, dangerous_reason, find_pickles, scan_file
 from .sandbox import run_job
 from .templating import render_text, template_root
 
-__all__ = ["Check", "PackageResult", "build_sdist", "is_bare_folder", "package"]
+__all__ = ["Check", "ModelChecks", "PackageResult", "build_sdist", "check_code", "check_model", "is_bare_folder", "package"]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
 _NEVER_COPY = frozenset({"__pycache__", "build", "dist", "venv", "node_modules"})
@@ -45,6 +45,16 @@ class Check:
     name: str
     ok: bool
     detail: str
+
+
+@dataclass(frozen=True)
+class ModelChecks:
+    """What the model-directory checks found: the folder (None if absent), checks, pickles, globals."""
+
+    model_dir: Path | None
+    checks: tuple[Check, ...]
+    pickles: tuple[dict[str, Any], ...]
+    refs: frozenset[GlobalRef]
 
 
 @dataclass(frozen=True)
@@ -188,9 +198,16 @@ def _static_pickle_checks(settings: Settings, model_dir: Path) -> tuple[list[dic
 
 
 def _clean_import_check(
-    settings: Settings, sdist: Path, refs: set[GlobalRef], pickles: list[dict[str, Any]], work: Path
+    settings: Settings, sdists: list[Path], refs: set[GlobalRef], pickles: list[dict[str, Any]], work: Path,
+    wheels: list[Path] | None = None,
 ) -> tuple[Check, Check]:
-    site, _ = cached_site([sdist], root=work / "cache")
+    if wheels:  # built beside the sdist from the sdist itself: install them as a node would
+        site = work / "site"
+        for wheel in wheels:
+            install_wheel(wheel, site)
+    else:
+        site, _ = cached_site(sdists, root=work / "cache")
+    shown = ", ".join(s.name for s in sdists)
     answer = run_job(
         {"kind": "check", "sites": [str(site)], "prediction_class": settings.prediction_class,
          "references": [[r.module, r.name] for r in sorted(refs)]},
@@ -202,7 +219,7 @@ def _clean_import_check(
     problems: list[str] = []
     cls = answer["class"]
     if cls["status"] != "ok":
-        message = cls["message"].replace(str(site), f"the built package {sdist.name}")
+        message = cls["message"].replace(str(site), f"the built package {shown}")
         problems.append(f"{message} {cls.get('hint') or ''}".rstrip())
     by_ref = {(r["module"], r["name"]): r for r in answer["references"]}
     in_package = 0
@@ -228,7 +245,7 @@ def _clean_import_check(
         raise PickleCheckError("\n".join(problems)) if cls["status"] == "ok" else PredictorLoadError(
             "\n".join(problems))
     return (
-        Check("prediction class", True, f"{settings.prediction_class} imports from {sdist.name} alone"),
+        Check("prediction class", True, f"{settings.prediction_class} imports from {shown} alone"),
         Check("pickle references", True,
               f"{len(refs)} globals resolve ({in_package} from the package, the rest from the runtime)"),
     )
@@ -255,6 +272,37 @@ def _resolve_model_dir(settings: Settings) -> Path | None:
     return None
 
 
+def check_model(settings: Settings, *, step: Callable[[str], None] = lambda _: None) -> ModelChecks:
+    """The model directory's quotas and the static pickle scan (nothing is built or imported)."""
+    model_dir = _resolve_model_dir(settings)
+    if model_dir is None:
+        return ModelChecks(None, (Check("model quota", True, f"no model directory at {settings.model_dir}; skipped"),),
+                           (), frozenset())
+    step("checking the model directory quota")
+    src = settings.project_dir
+    stats = check_model_dir(model_dir, max_mb=settings.max_model_mb, max_files=settings.max_model_files,
+                            base=src, source=settings.describe("max_model_mb"))
+    check = Check("model quota", True, f"{_shown(model_dir, src)}/: {len(stats.files)} files, "
+                  f"{format_mb(stats.total_bytes)} of {settings.max_model_mb:g} MB")
+    step("scanning pickles")
+    pickles, refs = _static_pickle_checks(settings, model_dir)
+    return ModelChecks(model_dir, (check,), tuple(pickles), frozenset(refs))
+
+
+def check_code(
+    settings: Settings, sdists: list[Path], model: ModelChecks, *, work: Path,
+    step: Callable[[str], None] = lambda _: None, wheels: list[Path] | None = None,
+) -> list[Check]:
+    """The code quota, then the clean import of the prediction class and the pickles' globals."""
+    _require_class(settings)
+    size = check_code_size(sdists, max_mb=settings.max_code_mb, source=settings.describe("max_code_mb"))
+    checks = [Check("code quota", True, f"{', '.join(s.name for s in sdists)}: {format_mb(size)} "
+                    f"of {settings.max_code_mb:g} MB")]
+    step("importing the prediction class from the sdist alone")
+    checks.extend(_clean_import_check(settings, sdists, set(model.refs), list(model.pickles), work, wheels))
+    return checks
+
+
 def package(settings: Settings, *, step: Callable[[str], None] = lambda _: None) -> PackageResult:
     """Check and build ``settings.project_dir``; returns where the sdist is and what was checked."""
     src = settings.project_dir
@@ -262,50 +310,36 @@ def package(settings: Settings, *, step: Callable[[str], None] = lambda _: None)
         raise ConfigError(f"Source folder {src} does not exist.")
     _require_class(settings)
     timings: dict[str, float] = {}
-    checks: list[Check] = []
     t0 = time.perf_counter()
-    model_dir = _resolve_model_dir(settings)
-    pickles: list[dict[str, Any]] = []
-    refs: set[GlobalRef] = set()
-    if model_dir is not None:
-        step("checking the model directory quota")
-        stats = check_model_dir(model_dir, max_mb=settings.max_model_mb, max_files=settings.max_model_files,
-                                base=src, source=settings.describe("max_model_mb"))
-        checks.append(Check("model quota", True, f"{_shown(model_dir, src)}/: {len(stats.files)} files, "
-                            f"{format_mb(stats.total_bytes)} of {settings.max_model_mb:g} MB"))
-        step("scanning pickles")
-        pickles, refs = _static_pickle_checks(settings, model_dir)
-    else:
-        checks.append(Check("model quota", True, f"no model directory at {settings.model_dir}; skipped"))
+    model = check_model(settings, step=step)
     timings["model_checks"] = time.perf_counter() - t0
-
     with tempfile.TemporaryDirectory(prefix="cprsdk-package-") as tmp:
         work = Path(tmp)
         step("building the sdist")
         t0 = time.perf_counter()
-        sdist, name, version, layout = _build(settings, model_dir, work)
+        sdist, wheel, name, version, layout = _build(settings, model.model_dir, work)
         timings["build"] = time.perf_counter() - t0
-        size = check_code_size([sdist], max_mb=settings.max_code_mb, source=settings.describe("max_code_mb"))
-        checks.append(Check("code quota", True, f"{sdist.name}: {format_mb(size)} of {settings.max_code_mb:g} MB"))
-        step("importing the prediction class from the sdist alone")
         t0 = time.perf_counter()
-        checks.extend(_clean_import_check(settings, sdist, refs, pickles, work))
+        wheels = [wheel] if wheel else None
+        checks = [*model.checks, *check_code(settings, [sdist], model, work=work, step=step, wheels=wheels)]
         timings["import_check"] = time.perf_counter() - t0
         final = _publish(sdist, settings.out)
     return PackageResult(
         sdist=final, sha256=sha256_file(final), bytes=final.stat().st_size, name=name, version=version,
-        prediction_class=settings.prediction_class or "", layout=layout, model_dir=model_dir,
-        checks=tuple(checks), pickles=tuple(pickles), timings=timings,
+        prediction_class=settings.prediction_class or "", layout=layout, model_dir=model.model_dir,
+        checks=tuple(checks), pickles=model.pickles, timings=timings,
     )
 
 
-def build_sdist(settings: Settings, work: Path) -> Path:
-    """Build the project's reproducible sdist under ``work``, with no checks (``local predict``)."""
+def build_sdist(settings: Settings, work: Path) -> tuple[Path, Path | None]:
+    """The project's reproducible sdist (and its wheel, when built alongside), no checks."""
     model_dir = settings.model_dir if settings.model_dir.is_dir() else None
-    return _build(settings, model_dir, work)[0]
+    sdist, wheel, *_ = _build(settings, model_dir, work)
+    return sdist, wheel
 
 
-def _build(settings: Settings, model_dir: Path | None, work: Path) -> tuple[Path, str, str, str]:
+def _build(settings: Settings, model_dir: Path | None, work: Path) -> tuple[Path, Path | None, str, str, str]:
+    """Build the normalised sdist (and, without isolation, the wheel built from it)."""
     src = settings.project_dir
     staging = work / "src" / (src.name or "project")
     skip = {settings.out.resolve()}
@@ -315,13 +349,17 @@ def _build(settings: Settings, model_dir: Path | None, work: Path) -> tuple[Path
     bare = is_bare_folder(src)
     if bare:
         _bare_layout(staging, settings)
-    sdist = build_distribution(staging, "sdist", work / "dist", isolated=settings.isolated)
+    wheel: Path | None = None
+    if settings.isolated:
+        sdist = build_distribution(staging, "sdist", work / "dist", isolated=True)
+    else:
+        sdist, wheel = build_sdist_and_wheel(staging, work / "dist")
     normalize_sdist(sdist)
     stem = sdist.name[: -len(".tar.gz")]
     name, _, version = stem.rpartition("-")
     if not name:
         raise BuildError(f"The backend produced {sdist.name}, which is not named name-version.tar.gz.")
-    return sdist, name, version, "bare" if bare else "project"
+    return sdist, wheel, name, version, "bare" if bare else "project"
 
 
 def _publish(sdist: Path, out_dir: Path) -> Path:

@@ -12,6 +12,7 @@ Jobs: ``check`` (import the prediction class, resolve the globals pickles refere
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import json
 import os
 import subprocess
@@ -58,8 +59,30 @@ def run_job(job: dict[str, Any], *, cwd: Path, timeout: float | None = None) -> 
 # ---------------------------------------------------------------- child side
 
 
+def _locate(module_name: str) -> str | None:
+    """Where ``module_name`` would be imported from, without running any of it (None: unknown)."""
+    parts = module_name.split(".")
+    if parts[0] in sys.builtin_module_names:
+        return "builtin" if len(parts) == 1 else None
+    spec = importlib.machinery.PathFinder.find_spec(parts[0])
+    for index in range(1, len(parts)):
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(".".join(parts[: index + 1]),
+                                                        list(spec.submodule_search_locations))
+    return (spec.origin or "namespace") if spec is not None else None
+
+
 def _resolve_ref(module_name: str, name: str, sites: list[str]) -> dict[str, Any]:
     result: dict[str, Any] = {"module": module_name, "name": name}
+    top = importlib.machinery.PathFinder.find_spec(module_name.split(".")[0], sites)
+    if top is None:  # not in the package: locate it in the runtime without importing it
+        origin = _locate(module_name)
+        if origin is not None:
+            return {**result, "status": "ok", "origin": "runtime"}
+        if importlib.machinery.PathFinder.find_spec(module_name.split(".")[0]) is None and \
+                module_name.split(".")[0] not in sys.builtin_module_names:
+            return {**result, "status": "missing-module", "detail": f"No module named {module_name.split('.')[0]!r}"}
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
@@ -132,3 +155,5 @@ def _child_main() -> None:
         answer = {"status": exc.status_code, "body": error_body(exc.status_code, str(exc))}
     with os.fdopen(answer_fd, "w") as out:
         json.dump(answer, out)
+    sys.stderr.flush()
+    os._exit(0)  # skip interpreter teardown: with big libraries loaded it costs a fifth of a second

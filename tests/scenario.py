@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 PROJECTS = Path(__file__).parent / "projects"
+_TEMP_ROOTS = (tempfile.gettempdir(), str(Path(tempfile.gettempdir()).resolve()))
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -32,9 +34,8 @@ def _forget_user_modules() -> Iterator[None]:
     before = set(sys.modules)
     yield
     for name in set(sys.modules) - before:
-        module = sys.modules.get(name)
-        origin = getattr(module, "__file__", None) or ""
-        if "site-packages" not in origin and not name.startswith(("cprsdk", "_pytest", "pytest")):
+        origin = getattr(sys.modules.get(name), "__file__", None) or ""
+        if origin.startswith(_TEMP_ROOTS):  # only modules of the copied test projects
             del sys.modules[name]
 
 

@@ -1,0 +1,239 @@
+"""``cprsdk deploy``: check, upload what is missing, then publish an immutable version.
+
+Three sources, as ``gcloud ai-platform versions create`` had them:
+
+- a source folder: every check of ``cprsdk package`` runs first, then its sdist is uploaded;
+- built sdists (``--package``): the model and code checks run on them;
+- artifacts already in storage (``--origin URI --package-uris URI,...``): quotas are checked on
+  the stored objects, each is hashed, and the manifest points at them where they are.
+
+Local files go to content-addressed blobs (``blobs/sha256/<hex>``), so an unchanged file is never
+uploaded twice, across versions and models. The manifest is written last (see ``registry``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import Settings
+from .errors import ConfigError, CprError
+from .installer import sha256_file
+from .limits import MB, dir_stats, format_mb
+from .packager import check_code, check_model, package
+from .registry import Registry, RegistryError, utc_now, validate_name
+from .storage import open_store, upload_many
+
+__all__ = ["DeployResult", "deploy", "wait_for_version"]
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    model: str
+    version: str
+    state: str
+    manifest: dict[str, Any]
+    uploaded_files: int = 0
+    uploaded_bytes: int = 0
+    reused_files: int = 0
+    reused_bytes: int = 0
+    seconds: float = 0.0
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model": self.model, "version": self.version, "state": self.state,
+                "uploadedFiles": self.uploaded_files, "uploadedBytes": self.uploaded_bytes,
+                "reusedFiles": self.reused_files, "reusedBytes": self.reused_bytes,
+                "seconds": round(self.seconds, 3), "manifest": self.manifest}
+
+
+@dataclass(frozen=True)
+class _Artifact:
+    path: str  # path inside the model directory, or the sdist's file name
+    sha256: str
+    size: int
+    local: Path | None = None  # a local file to upload
+    uri: str | None = None  # or an object already in storage
+
+    def entry(self, key: str | None) -> dict[str, Any]:
+        place = {"uri": self.uri} if self.uri else {"key": key}
+        return {"path": self.path, "sha256": self.sha256, "size": self.size, **place}
+
+
+def _hash_files(files: Sequence[tuple[Path, str]]) -> list[_Artifact]:
+    def one(item: tuple[Path, str]) -> _Artifact:
+        path, name = item
+        return _Artifact(name, sha256_file(path), path.stat().st_size, local=path)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(one, files))
+
+
+def _local_model_files(model_dir: Path | None) -> list[_Artifact]:
+    if model_dir is None:
+        raise ConfigError("There is no model directory to deploy.",
+                          hint="Train the model first, or point --model-dir at the folder your from_path loads.")
+    return _hash_files([(p, p.relative_to(model_dir).as_posix()) for p, _ in dir_stats(model_dir).files])
+
+
+def _stored_artifacts(uri: str, *, one_object: bool = False) -> list[_Artifact]:
+    """Hash objects that are already in storage (``--origin`` and ``--package-uris``)."""
+    parent, _, leaf = uri.rstrip("/").rpartition("/") if one_object else (uri, "", "")
+    store = open_store(parent if one_object else uri)
+    infos = [store.stat(leaf)] if one_object else store.list()
+    found = []
+    with tempfile.TemporaryDirectory(prefix="cprsdk-hash-") as tmp:
+        for info in infos:
+            if info is None:
+                raise ConfigError(f"{uri} does not exist.", hint="Check the URI; upload the object first.")
+            local = Path(tmp, "object")
+            store.download_file(info.key, local)
+            found.append(_Artifact(info.key.rpartition("/")[2] if one_object else info.key,
+                                   sha256_file(local), info.size, uri=store.url(info.key)))
+    if not found:
+        raise ConfigError(f"--origin {uri} holds no objects.", hint="Point --origin at the model directory's URI.")
+    return found
+
+
+def _check_origin_quota(settings: Settings, files: list[_Artifact], origin: str) -> None:
+    from .errors import QuotaError
+
+    total = sum(f.size for f in files)
+    if len(files) > settings.max_model_files:
+        raise QuotaError(f"{origin} has {len(files)} files, over the {settings.max_model_files}-file model quota.",
+                         hint=f"Raise max_model_files ({settings.describe('max_model_files')}).")
+    if total > settings.max_model_mb * MB:
+        raise QuotaError(f"{origin} is {format_mb(total)}, over the {settings.max_model_mb:g} MB model quota.",
+                         hint=f"Raise max_model_mb ({settings.describe('max_model_mb')}).")
+
+
+@dataclass(frozen=True)
+class DeployRequest:
+    """What to deploy, beyond the project settings."""
+
+    model: str
+    version: str
+    packages: tuple[Path, ...] = ()
+    origin: str | None = None
+    package_uris: tuple[str, ...] = ()
+    set_default: bool = False
+    description: str = ""
+    runtime_version: str | None = None
+    python_version: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # fields recorded as given (machineType, ...)
+
+
+def _gather(settings: Settings, request: DeployRequest, work: Path,
+            step: Callable[[str], None]) -> tuple[list[_Artifact], list[_Artifact], list[str]]:
+    """(model files, packages, notes) after every check that applies to the source."""
+    if request.origin or request.package_uris:
+        if not (request.origin and request.package_uris):
+            raise ConfigError("--origin and --package-uris go together.",
+                              hint="Give the model directory's URI and the sdists' URIs, as gcloud took them.")
+        step(f"hashing the objects under {request.origin}")
+        files = _stored_artifacts(request.origin)
+        _check_origin_quota(settings, files, request.origin)
+        packages = [a for uri in request.package_uris for a in _stored_artifacts(uri, one_object=True)]
+        return files, packages, ["artifacts referenced where they are; no local checks could run"]
+    if request.packages:
+        sdists = list(request.packages)
+        for sdist in sdists:
+            if not sdist.is_file():
+                raise ConfigError(f"Package {sdist} does not exist.", hint="Build it with `cprsdk package`.")
+        model = check_model(settings, step=step)
+        check_code(settings, sdists, model, work=work, step=step)
+        model_dir = model.model_dir
+    else:
+        result = package(dataclasses.replace(settings, out=work / "dist"), step=step)
+        sdists, model_dir = [result.sdist], result.model_dir
+    step("hashing the model directory")
+    return _local_model_files(model_dir), _hash_files([(s, s.name) for s in sdists]), []
+
+
+def _manifest(settings: Settings, request: DeployRequest, registry: Registry,
+              files: list[_Artifact], packages: list[_Artifact]) -> dict[str, Any]:
+    def entries(items: list[_Artifact]) -> list[dict[str, Any]]:
+        return [a.entry(None if a.uri else registry.blob_key(a.sha256)) for a in items]
+
+    package_entries = entries(packages)
+    return {
+        **request.extra,
+        "kind": "cprsdk#version",
+        "schemaVersion": 1,
+        "model": request.model,
+        "name": request.version,
+        "description": request.description,
+        "deploymentUri": request.origin or f"{registry.uri.rstrip('/')}/models/{request.model}/versions/{request.version}",
+        "files": entries(files),
+        "packageUris": [p.get("uri") or f"{registry.uri.rstrip('/')}/{p['key']}" for p in package_entries],
+        "packages": package_entries,
+        "predictionClass": settings.prediction_class,
+        "runtimeVersion": request.runtime_version,
+        "pythonVersion": request.python_version or f"{sys.version_info.major}.{sys.version_info.minor}",
+        "labels": request.labels,
+        "createTime": utc_now(),
+    }
+
+
+def deploy(settings: Settings, request: DeployRequest, *, registry: Registry,
+           step: Callable[[str], None] = lambda _: None, progress: bool | None = None) -> DeployResult:
+    """Check, upload the missing blobs, then publish the version manifest (create-only)."""
+    start = time.perf_counter()
+    validate_name("Model", request.model)
+    validate_name("Version", request.version)
+    if not settings.prediction_class:
+        raise ConfigError("No prediction class is set.",
+                          hint="Pass --prediction-class module.Class, or set prediction_class in [tool.cprsdk].")
+    if registry.version_exists(request.model, request.version):
+        raise RegistryError(f"Version {request.version!r} of model {request.model!r} exists already; versions are "
+                            "immutable.", status_code=409, hint="Deploy under a new version name.")
+    with tempfile.TemporaryDirectory(prefix="cprsdk-deploy-") as tmp:
+        files, packages, notes = _gather(settings, request, Path(tmp), step)
+        uploads = {registry.blob_key(a.sha256): a.local for a in [*files, *packages] if a.local is not None}
+        step(f"uploading to {registry.uri}")
+        stats = upload_many(registry.store, [(path, key) for key, path in sorted(uploads.items())],
+                            progress=progress)
+    manifest = _manifest(settings, request, registry, files, packages)
+    registry.create_model(request.model, exist_ok=True)
+    published = registry.publish_version(manifest, set_default=request.set_default)
+    return DeployResult(request.model, request.version, "PUBLISHED", published,
+                        stats.uploaded_files, stats.uploaded_bytes, stats.skipped_files, stats.skipped_bytes,
+                        time.perf_counter() - start, tuple(notes))
+
+
+def wait_for_version(endpoint: str, model: str, version: str, *, timeout: float = 600,
+                     sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
+    """Poll a node until the version is READY or FAILED; returns the node's Version resource."""
+    import urllib.error
+    import urllib.request
+
+    url = f"{endpoint.rstrip('/')}/v1/projects/-/models/{model}/versions/{version}"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                state: dict[str, Any] = json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            if exc.code != 404:
+                raise CprError(f"The node at {endpoint} answered {exc.code} for {model}/{version}.") from None
+            state = {"state": "CREATING"}
+        except (urllib.error.URLError, OSError) as exc:
+            raise CprError(
+                f"--wait: no prediction node answered at {endpoint} ({getattr(exc, 'reason', exc)}).",
+                hint="The version is published in the registry; start a node that watches it (`cprsdk serve`) "
+                     "or drop --wait.",
+            ) from None
+        if state.get("state") in ("READY", "FAILED"):
+            return state
+        if time.monotonic() > deadline:
+            raise CprError(f"--wait: {model}/{version} was not READY after {timeout:g} s.")
+        sleep(1.0)

@@ -1,0 +1,253 @@
+"""The registry: models and their versions, kept in object storage, the only source of truth.
+
+Layout under the registry root (any URI that :func:`cprsdk.storage.open_store` opens)::
+
+    blobs/sha256/<hex>                      content-addressed files: model files and sdists
+    models/<model>/model.json               the model record (default version; compare-and-swap)
+    models/<model>/versions/<version>.json  the version manifest: written once, last, create-only
+
+A version exists exactly when its manifest does. Its blobs are uploaded first, so a deploy that
+dies half-way leaves nothing visible, and running it again uploads only the blobs still missing.
+The manifest is written with create-only semantics, then read back: a store that ignores
+preconditions (the GCS emulator) still cannot make a deploy believe it won when it did not.
+The model record's ``defaultVersion`` changes by compare-and-swap on the record's token.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, RegistryError
+from .storage import AlreadyExists, NotFound, PreconditionFailed, Store, open_store
+
+__all__ = [
+    "NAME_RULE",
+    "ModelRecord",
+    "Registry",
+    "RegistryError",
+    "default_registry_uri",
+    "fetch_version",
+    "validate_name",
+]
+
+NAME_RULE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
+_CAS_ATTEMPTS = 20
+
+
+def default_registry_uri() -> str:
+    """The embedded default: ``$XDG_DATA_HOME/cprsdk/registry`` (``~/.local/share/cprsdk/registry``)."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return str(Path(base) / "cprsdk" / "registry")
+
+
+def validate_name(kind: str, name: str) -> str:
+    """Model and version names follow AI Platform: a letter, then letters, digits and underscores."""
+    if not isinstance(name, str) or not NAME_RULE.match(name):
+        raise ConfigError(
+            f"{kind} name {name!r} is not valid.",
+            hint="Start with a letter; use only letters, digits and underscores (at most 128), e.g. iris_v2.",
+        )
+    return name
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    name: str
+    default_version: str | None
+    description: str
+    create_time: str
+    token: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "defaultVersion": self.default_version, "description": self.description,
+                "createTime": self.create_time}
+
+
+def _dumps(data: Mapping[str, Any]) -> bytes:
+    return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+
+
+class Registry:
+    """Models and versions under one storage root."""
+
+    def __init__(self, uri: str | None = None, *, store: Store | None = None) -> None:
+        self.uri = uri or default_registry_uri()
+        self.store = store or open_store(self.uri)
+
+    # ---------------------------------------------------------------- keys
+
+    @staticmethod
+    def blob_key(sha256: str) -> str:
+        return f"blobs/sha256/{sha256}"
+
+    @staticmethod
+    def _model_key(model: str) -> str:
+        return f"models/{model}/model.json"
+
+    @staticmethod
+    def _version_key(model: str, version: str) -> str:
+        return f"models/{model}/versions/{version}.json"
+
+    # ---------------------------------------------------------------- models
+
+    def get_model(self, model: str) -> ModelRecord:
+        validate_name("Model", model)
+        try:
+            blob = self.store.read(self._model_key(model))
+        except NotFound:
+            raise RegistryError(f"Model {model!r} does not exist in {self.uri}.", status_code=404,
+                                hint=f"Create it with `cprsdk models create {model}`, or deploy a version.") from None
+        data = json.loads(blob.data)
+        return ModelRecord(model, data.get("defaultVersion"), data.get("description", ""),
+                           data.get("createTime", ""), blob.token)
+
+    def create_model(self, model: str, *, description: str = "", exist_ok: bool = False) -> ModelRecord:
+        validate_name("Model", model)
+        record = {"name": model, "defaultVersion": None, "description": description, "createTime": utc_now()}
+        try:
+            self.store.write(self._model_key(model), _dumps(record), if_absent=True)
+        except AlreadyExists:
+            if not exist_ok:
+                raise RegistryError(f"Model {model!r} already exists in {self.uri}.", status_code=409) from None
+        return self.get_model(model)
+
+    def list_models(self) -> list[ModelRecord]:
+        names = sorted({info.key.split("/")[1] for info in self.store.list("models/")
+                        if info.key.endswith("/model.json") and info.key.count("/") == 2})
+        return [self.get_model(n) for n in names]
+
+    def delete_model(self, model: str) -> None:
+        self.get_model(model)
+        versions = self.list_versions(model)
+        if versions:
+            raise RegistryError(
+                f"Model {model!r} still has {len(versions)} version(s): {', '.join(v['name'] for v in versions)}.",
+                status_code=412, hint="Delete its versions first with `cprsdk versions delete V --model M`.",
+            )
+        self.store.delete(self._model_key(model))
+
+    def _update_model(self, model: str, change: Callable[[ModelRecord], str | None | bool]) -> ModelRecord:
+        """Compare-and-swap the default version: ``change`` returns the new default, or False to stop."""
+        for _ in range(_CAS_ATTEMPTS):
+            record = self.get_model(model)
+            new_default = change(record)
+            if new_default is False or new_default == record.default_version:
+                return record
+            data = {**record.to_json(), "defaultVersion": new_default}
+            try:
+                self.store.write(self._model_key(model), _dumps(data), if_token=record.token)
+                return self.get_model(model)
+            except PreconditionFailed:
+                continue
+        raise RegistryError(f"The record of model {model!r} kept changing; try again.", status_code=409)
+
+    # ---------------------------------------------------------------- versions
+
+    def get_version(self, model: str, version: str) -> dict[str, Any]:
+        validate_name("Version", version)
+        try:
+            data: dict[str, Any] = json.loads(self.store.read(self._version_key(model, version)).data)
+        except NotFound:
+            self.get_model(model)
+            raise RegistryError(f"Version {version!r} of model {model!r} does not exist.", status_code=404,
+                                hint=f"List them with `cprsdk versions list --model {model}`.") from None
+        data["isDefault"] = self.get_model(model).default_version == version
+        return data
+
+    def version_exists(self, model: str, version: str) -> bool:
+        return self.store.exists(self._version_key(model, version))
+
+    def list_versions(self, model: str) -> list[dict[str, Any]]:
+        record = self.get_model(model)
+        prefix = f"models/{model}/versions/"
+        found = []
+        for info in self.store.list(prefix):
+            if info.key.endswith(".json") and "/" not in info.key[len(prefix):]:
+                data = json.loads(self.store.read(info.key).data)
+                data["isDefault"] = data.get("name") == record.default_version
+                found.append(data)
+        return sorted(found, key=lambda v: (v.get("createTime", ""), v.get("name", "")))
+
+    def publish_version(self, manifest: Mapping[str, Any], *, set_default: bool = False) -> dict[str, Any]:
+        """Write the manifest create-only (the last step of a deploy), then settle the default version."""
+        model, version = validate_name("Model", manifest["model"]), validate_name("Version", manifest["name"])
+        data = {**manifest, "deployId": manifest.get("deployId") or uuid.uuid4().hex}
+        exists = RegistryError(
+            f"Version {version!r} of model {model!r} exists already; versions are immutable.", status_code=409,
+            hint="Deploy under a new version name, or delete the old one first.",
+        )
+        if self.version_exists(model, version):
+            raise exists
+        key = self._version_key(model, version)
+        try:
+            self.store.write(key, _dumps(data), if_absent=True)
+        except AlreadyExists:
+            raise exists from None
+        stored = json.loads(self.store.read(key).data)
+        if stored.get("deployId") != data["deployId"]:  # a store that ignored create-only: we lost
+            raise exists
+        self._update_model(model, lambda r: version if set_default or r.default_version is None else False)
+        return self.get_version(model, version)
+
+    def set_default(self, model: str, version: str) -> ModelRecord:
+        self.get_version(model, version)
+        return self._update_model(model, lambda r: version)
+
+    def delete_version(self, model: str, version: str) -> None:
+        record = self.get_model(model)
+        self.get_version(model, version)
+        others = [v["name"] for v in self.list_versions(model) if v["name"] != version]
+        if record.default_version == version and others:
+            raise RegistryError(
+                f"Version {version!r} is the default of model {model!r}, which has other versions.",
+                status_code=412,
+                hint=f"Make another one the default first: `cprsdk versions set-default {others[-1]} --model {model}`.",
+            )
+        self.store.delete(self._version_key(model, version))
+        if record.default_version == version:
+            self._update_model(model, lambda r: None if r.default_version == version else False)
+
+
+def fetch_version(registry: Registry, manifest: Mapping[str, Any], dest: Path) -> tuple[Path, list[Path]]:
+    """Download a version's model files and packages under ``dest``, each verified by sha256.
+
+    Returns ``(model_dir, sdists)``. A corrupt or replaced object raises ``IntegrityError`` naming
+    it, and nothing is left at its final name.
+    """
+    model_dir, packages_dir = dest / "model", dest / "packages"
+    for entry in manifest.get("files", []):
+        _fetch(registry, entry, model_dir / _safe_relpath(entry["path"]))
+    sdists = []
+    for entry in manifest.get("packages", []):
+        target = packages_dir / _safe_relpath(entry["path"])
+        _fetch(registry, entry, target)
+        sdists.append(target)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    return model_dir, sdists
+
+
+def _safe_relpath(path: str) -> Path:
+    parts = Path(path).parts
+    if not parts or Path(path).is_absolute() or ".." in parts:
+        raise RegistryError(f"The manifest names an unsafe path {path!r}; it was not fetched.", status_code=500)
+    return Path(*parts)
+
+
+def _fetch(registry: Registry, entry: Mapping[str, Any], target: Path) -> None:
+    if entry.get("uri"):
+        parent, _, leaf = str(entry["uri"]).rpartition("/")
+        open_store(parent).download_file(leaf, target, sha256=entry["sha256"])
+    else:
+        registry.store.download_file(entry["key"], target, sha256=entry["sha256"])
