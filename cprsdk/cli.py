@@ -224,6 +224,78 @@ def _cmd_versions(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ serve, predict
+
+
+def _env_port() -> int | None:
+    import os
+
+    for name in ("AIP_HTTP_PORT",):
+        if os.environ.get(name):
+            try:
+                return int(os.environ[name])
+            except ValueError:
+                raise ConfigError(f"{name} must be a port number, got {os.environ[name]!r}.") from None
+    return None
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import os
+    import tempfile
+
+    from .node.server import ServeOptions, run
+
+    flags = {"registry": args.registry, "model_dir": args.model_dir, "packages": args.package,
+             "prediction_class": args.prediction_class}
+    settings = load_settings(".", flags)
+    single = args.model_dir is not None or bool(os.environ.get("AIP_STORAGE_URI"))
+    with tempfile.TemporaryDirectory(prefix="cprsdk-serve-") as tmp:
+        model_dir, sdists = (_single_version(settings, Path(tmp)) if single else (None, ()))
+        options = ServeOptions(
+            host=args.host, port=args.port or _env_port() or 8080, workers=args.workers,
+            predict_timeout=args.predict_timeout, load_timeout=args.load_timeout,
+            max_body_bytes=int(args.max_body_mb * 1_000_000), access_log=args.access_log,
+            poll_interval=args.poll_interval, registry=settings.registry, model_dir=model_dir, sdists=sdists,
+            prediction_class=settings.prediction_class, model=args.model, version=args.version_name,
+            health_route=os.environ.get("AIP_HEALTH_ROUTE"), predict_route=os.environ.get("AIP_PREDICT_ROUTE"),
+        )
+        return run(options, announce=_err)
+
+
+def _single_version(settings: Any, work: Path) -> tuple[Path, tuple[Path, ...]]:
+    """The model directory (downloaded from AIP_STORAGE_URI when set) and the built packages."""
+    import os
+
+    from .local import prepare_packages
+
+    model_dir = settings.model_dir
+    uri = os.environ.get("AIP_STORAGE_URI")
+    if uri:
+        from .storage import open_store
+
+        store, model_dir = open_store(uri), work / "model"
+        for info in store.list():
+            store.download_file(info.key, model_dir / info.key)
+    if not Path(model_dir).is_dir():
+        raise ConfigError(f"Model directory {model_dir} does not exist.",
+                          hint="Point --model-dir at the folder your from_path loads.")
+    if not settings.prediction_class:
+        raise ConfigError("Single-version mode needs --prediction-class (or prediction_class in [tool.cprsdk]).")
+    sdists, _ = prepare_packages(settings, work)
+    return Path(model_dir).resolve(), tuple(sdists)
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from .client import NodeClient
+    from .local import read_request
+
+    body = read_request(json_instances=args.json_instances, json_request=args.json_request,
+                        text_instances=args.text_instances, kwargs=args.kwargs)
+    response = NodeClient(args.endpoint).predict_body(args.model, body, args.version_name)
+    print(json.dumps(response.body))
+    return 0 if response.ok else 1
+
+
 def _cmd_not_yet(args: argparse.Namespace) -> int:
     raise NotSupportedError(
         f"`cprsdk {args.command}` is not supported yet in cprsdk {__version__}.",
@@ -338,6 +410,46 @@ def _add_registry_parsers(sub: Any) -> None:
     p.set_defaults(func=_cmd_versions)
 
 
+def _add_node_parsers(sub: Any) -> None:
+    p = sub.add_parser(
+        "serve", help="run a prediction node",
+        description="Serve every version in the registry (watched for changes), or one version from local "
+        "files with --model-dir, --package and --prediction-class. Each version runs in its own worker "
+        "processes. Routes: AI Platform v1 predict and versions/models reads, Vertex AI endpoints, KServe V1, "
+        "/healthz, /readyz, /metrics. AIP_HTTP_PORT, AIP_HEALTH_ROUTE, AIP_PREDICT_ROUTE and AIP_STORAGE_URI "
+        "make it a Vertex AI custom container. SIGTERM drains and exits 0.",
+    )
+    p.add_argument("--registry", metavar="URI", help="registry to serve (default: the embedded one)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default: $AIP_HTTP_PORT, else 8080)")
+    p.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes per version (default: 1)")
+    p.add_argument("--predict-timeout", type=float, default=60.0, metavar="S",
+                   help="seconds a prediction may take; past it: 504 and the worker is replaced (default: 60)")
+    p.add_argument("--load-timeout", type=float, default=600.0, metavar="S",
+                   help="seconds from_path may take; past it the version FAILS (default: 600)")
+    p.add_argument("--max-body-mb", type=float, default=1.5, metavar="MB", help="request body limit (default: 1.5)")
+    p.add_argument("--poll-interval", type=float, default=2.0, metavar="S", help="registry poll (default: 2)")
+    p.add_argument("--access-log", action="store_true", help="log one JSON line per request")
+    p.add_argument("--model-dir", metavar="DIR", help="single-version mode: the model directory")
+    p.add_argument("--package", action="append", metavar="SDIST_OR_SRC", help="single-version mode: packages")
+    p.add_argument("--prediction-class", metavar="MOD.CLS", help="single-version mode: the class")
+    p.add_argument("--model", default="default", help="single-version mode: model name (default: default)")
+    p.add_argument("--version", dest="version_name", default="v1", help="single-version mode: version (default: v1)")
+    p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("predict", help="send a prediction request to a node",
+                       description="POST to the node's AI Platform predict route and print the response body.")
+    p.add_argument("--endpoint", default="http://127.0.0.1:8080", metavar="URL", help="the node")
+    p.add_argument("--model", required=True, help="the model")
+    p.add_argument("--version", dest="version_name", help="the version (default: the model's default)")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--json-instances", metavar="FILE", help="one JSON instance per line ('-' for stdin)")
+    group.add_argument("--json-request", metavar="FILE", help='a whole request body {"instances": [...], ...}')
+    group.add_argument("--text-instances", metavar="FILE", help="one string instance per line")
+    p.add_argument("--kwargs", metavar="JSON", help="extra request fields, as a JSON object")
+    p.set_defaults(func=_cmd_predict)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cprsdk",
@@ -357,8 +469,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_package_parser(sub)
     _add_local_parser(sub)
     _add_registry_parsers(sub)
-    for name, what in (("serve", "run a prediction node"), ("predict", "send a request to a node"),
-                       ("batch", "run batch prediction")):
+    _add_node_parsers(sub)
+    for name, what in (("batch", "run batch prediction"),):
         p = sub.add_parser(name, help=f"{what} (not supported yet)", add_help=False)
         p.set_defaults(func=_cmd_not_yet)
     return parser

@@ -15,7 +15,7 @@ from .packager import build_sdist
 from .payload import parse_json, split_request
 from .sandbox import run_job
 
-__all__ = ["LocalResult", "local_predict", "read_request"]
+__all__ = ["LocalResult", "local_predict", "prepare_packages", "read_request"]
 
 
 @dataclass(frozen=True)
@@ -80,8 +80,13 @@ def read_request(
     return body  # type: ignore[no-any-return]
 
 
+def prepare_packages(settings: Settings, work: Path) -> tuple[list[Path], dict[Path, Path]]:
+    """The sdists to install (source folders built under ``work``) and the wheels built beside them."""
+    wheels: dict[Path, Path] = {}
+    return _sdists(settings, work, wheels), wheels
+
+
 def _sdists(settings: Settings, work: Path, wheels: dict[Path, Path]) -> list[Path]:
-    """The sdists to install; source folders are built (their wheels recorded in ``wheels``)."""
     found = []
     for index, package in enumerate(settings.packages):
         if package.is_dir():
@@ -114,8 +119,7 @@ def local_predict(settings: Settings, body: dict[str, Any], *, timeout: float | 
     with tempfile.TemporaryDirectory(prefix="cprsdk-local-") as tmp:
         work = Path(tmp)
         start = time.perf_counter()
-        wheels: dict[Path, Path] = {}
-        sdists = _sdists(settings, work, wheels)
+        sdists, wheels = prepare_packages(settings, work)
         timings["build"] = time.perf_counter() - start
         start = time.perf_counter()
         site, _ = cached_site(sdists, wheels=wheels)

@@ -29,9 +29,9 @@ def test_python_dash_m_runs_the_command() -> None:
 
 
 def test_commands_of_later_releases_say_so(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["serve", "--port", "8080"]) == 1
+    assert main(["batch", "predict", "--model", "iris"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("ERROR: `cprsdk serve` is not supported yet in cprsdk")
+    assert err.startswith("ERROR: `cprsdk batch` is not supported yet in cprsdk")
     assert "TIP: Use `cprsdk local predict`" in err
 
 

@@ -1,0 +1,69 @@
+"""A small client for a prediction node's AI Platform routes (``cprsdk predict``)."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import CprError
+
+__all__ = ["NodeClient", "NodeResponse"]
+
+
+@dataclass(frozen=True)
+class NodeResponse:
+    status: int
+    body: Any
+    request_id: str | None
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+class NodeClient:
+    """``NodeClient("http://127.0.0.1:8080").predict("iris", [[5.1, 3.5, 1.4, 0.2]])``."""
+
+    def __init__(self, endpoint: str, *, project: str = "local", timeout: float = 120.0) -> None:
+        self.endpoint = endpoint.rstrip("/")
+        self.project = project
+        self.timeout = timeout
+
+    def request(self, method: str, path: str, body: Any = None) -> NodeResponse:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(f"{self.endpoint}{path}", data=data, method=method,
+                                     headers={"Content-Type": "application/json"} if data is not None else {})
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                return NodeResponse(resp.status, json.loads(resp.read() or b"null"), resp.headers.get("x-request-id"))
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()
+            try:
+                payload = json.loads(raw)
+            except ValueError:
+                payload = {"error": {"code": exc.code, "message": raw.decode("utf-8", "replace")}}
+            return NodeResponse(exc.code, payload, exc.headers.get("x-request-id"))
+        except (urllib.error.URLError, OSError) as exc:
+            raise CprError(f"No prediction node answered at {self.endpoint} ({getattr(exc, 'reason', exc)}).",
+                           hint="Start one with `cprsdk serve`, or pass --endpoint URL.") from None
+
+    def predict_body(self, model: str, body: dict[str, Any], version: str | None = None) -> NodeResponse:
+        path = f"/v1/projects/{self.project}/models/{model}"
+        path += f"/versions/{version}:predict" if version else ":predict"
+        return self.request("POST", path, body)
+
+    def predict(self, model: str, instances: list[Any], version: str | None = None, **kwargs: Any) -> Any:
+        """The predictions, or :class:`CprError` with the node's message."""
+        response = self.predict_body(model, {"instances": instances, **kwargs}, version)
+        if not response.ok:
+            error = (response.body or {}).get("error", {}) if isinstance(response.body, dict) else {}
+            exc = CprError(error.get("message") or f"HTTP {response.status}")
+            exc.status_code = response.status
+            raise exc
+        return response.body["predictions"]
+
+    def version(self, model: str, version: str) -> NodeResponse:
+        return self.request("GET", f"/v1/projects/{self.project}/models/{model}/versions/{version}")

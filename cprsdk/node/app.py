@@ -1,0 +1,295 @@
+"""The node's HTTP API as a raw ASGI application (``create_app``).
+
+Routes (DESIGN 3.4): AI Platform v1 predict and read-only versions/models; Vertex AI endpoint
+predict and get; KServe V1; ``/healthz``, ``/readyz``, ``/metrics``. Every error is Google's
+envelope; every response carries ``X-Request-ID``. Query strings (``?alt=json``) are ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import CprError, RequestError, error_body
+from ..payload import parse_json, split_request
+from .metrics import Metrics
+from .protocol import MODE_AIP, MODE_VERTEX
+from .versions import VersionManager
+from .workers import Overloaded
+
+__all__ = ["NodeOptions", "create_app"]
+
+log = logging.getLogger("cprsdk.node")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_SEG = r"([^/:]+)"
+_ROUTES: list[tuple[str, re.Pattern[str], str]] = [
+    ("POST", re.compile(rf"^/v1/projects/{_SEG}/models/{_SEG}/versions/{_SEG}:predict$"), "aip_predict"),
+    ("POST", re.compile(rf"^/v1/projects/{_SEG}/models/{_SEG}:predict$"), "aip_predict_default"),
+    ("GET", re.compile(rf"^/v1/projects/{_SEG}/models/{_SEG}/versions/{_SEG}$"), "aip_version"),
+    ("GET", re.compile(rf"^/v1/projects/{_SEG}/models/{_SEG}/versions$"), "aip_versions"),
+    ("GET", re.compile(rf"^/v1/projects/{_SEG}/models/{_SEG}$"), "aip_model"),
+    ("GET", re.compile(rf"^/v1/projects/{_SEG}/models$"), "aip_models"),
+    ("POST", re.compile(rf"^/v1/projects/{_SEG}/locations/{_SEG}/endpoints/{_SEG}:predict$"), "vertex_predict"),
+    ("GET", re.compile(rf"^/v1/projects/{_SEG}/locations/{_SEG}/endpoints/{_SEG}$"), "vertex_endpoint"),
+    ("POST", re.compile(rf"^/v1/models/{_SEG}:predict$"), "kserve_predict"),
+    ("GET", re.compile(rf"^/v1/models/{_SEG}$"), "kserve_model"),
+    ("GET", re.compile(r"^/healthz$"), "healthz"),
+    ("GET", re.compile(r"^/readyz$"), "readyz"),
+    ("GET", re.compile(r"^/metrics$"), "metrics"),
+]
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_JSON = (b"content-type", b"application/json")
+
+
+@dataclass
+class NodeOptions:
+    max_body_bytes: int = 1_500_000
+    access_log: bool = False
+    health_route: str | None = None  # AIP_HEALTH_ROUTE
+    predict_route: str | None = None  # AIP_PREDICT_ROUTE: Vertex body, the only model's default version
+
+
+@dataclass
+class _Response:
+    status: int
+    body: bytes
+    content_type: bytes = b"application/json"
+
+
+def _error(exc: CprError) -> _Response:
+    code = exc.status_code
+    return _Response(code, json.dumps(error_body(code, str(exc))).encode())
+
+
+class Node:
+    """The ASGI callable; state lives in the VersionManager."""
+
+    def __init__(self, manager: VersionManager, options: NodeOptions,
+                 on_startup: Callable[[VersionManager], Awaitable[None]] | None = None) -> None:
+        self.manager = manager
+        self.options = options
+        self.on_startup = on_startup
+        self.stats = Metrics()
+        self.draining = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        await self._http(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                if self.on_startup is not None:
+                    await self.on_startup(self.manager)
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.draining = True
+                await self.manager.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        start = time.perf_counter()
+        request_id = _request_id(scope)
+        self.stats.in_flight += 1
+        route = "unknown"
+        try:
+            route, handler, args = self._route(scope["method"], scope["path"])
+            response = await handler(scope, receive, *args)
+        except CprError as exc:
+            response = _error(exc)
+        except Exception as exc:  # never a 500 without the envelope
+            log.exception("request %s failed", request_id)
+            response = _Response(500, json.dumps(error_body(500, f"Internal error: {type(exc).__name__}")).encode())
+        finally:
+            self.stats.in_flight -= 1
+        await send({"type": "http.response.start", "status": response.status, "headers": [
+            (b"content-type", response.content_type), (b"content-length", str(len(response.body)).encode()),
+            (b"x-request-id", request_id.encode())]})
+        await send({"type": "http.response.body", "body": response.body})
+        elapsed = time.perf_counter() - start
+        self.stats.observe(route, response.status, elapsed)
+        if self.options.access_log or response.status >= 500:
+            log.info(json.dumps({"requestId": request_id, "method": scope["method"], "path": scope["path"],
+                                 "status": response.status, "ms": round(elapsed * 1000, 3)}))
+
+    def _route(self, method: str, path: str) -> tuple[str, Callable[..., Awaitable[_Response]], tuple[str, ...]]:
+        if self.options.predict_route and path == self.options.predict_route and method == "POST":
+            return "vertex_predict", self.aip_env_predict, ()
+        if self.options.health_route and path == self.options.health_route and method == "GET":
+            return "readyz", self.readyz, ()
+        allowed = False
+        for verb, pattern, name in _ROUTES:
+            match = pattern.match(path)
+            if match:
+                if verb == method:
+                    return name, getattr(self, name), match.groups()
+                allowed = True
+        if allowed:
+            raise RequestError(f"{method} is not allowed on {path}.", status_code=405)
+        raise RequestError(f"No route for {method} {path}.", status_code=404)
+
+    # ---------------------------------------------------------------- bodies
+
+    async def _json_body(self, scope: Scope, receive: Receive) -> bytes:
+        content_type = dict(scope["headers"]).get(b"content-type", b"").split(b";")[0].strip().lower()
+        if content_type != b"application/json":
+            raise RequestError(
+                f"Content-Type must be application/json, got {content_type.decode('latin-1') or 'none'}.",
+                status_code=415, hint="Send the body as JSON with Content-Type: application/json.")
+        limit = self.options.max_body_bytes
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise RequestError("The client went away.", status_code=499)
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise RequestError(f"The request body is over the {limit} byte limit.", status_code=413,
+                                   hint="Send fewer instances per request.")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    async def _predict(self, scope: Scope, receive: Receive, model: str, version: str | None,
+                       mode: int) -> _Response:
+        body = await self._json_body(scope, receive)
+        parsed = parse_json(body)
+        split_request(parsed)
+        if mode == MODE_VERTEX and "parameters" in parsed and not isinstance(parsed["parameters"], dict):
+            raise RequestError(f'"parameters" must be an object, got {type(parsed["parameters"]).__name__}.')
+        target = self.manager.ready_version(model, version)
+        assert target.pool is not None
+        try:
+            status, answer = await target.pool.predict(body, mode)
+        except Overloaded as exc:
+            return _error(exc)
+        return _Response(status, answer)
+
+    # ---------------------------------------------------------------- predict routes
+
+    async def aip_predict(self, scope: Scope, receive: Receive, project: str, model: str, version: str) -> _Response:
+        return await self._predict(scope, receive, model, version, MODE_AIP)
+
+    async def aip_predict_default(self, scope: Scope, receive: Receive, project: str, model: str) -> _Response:
+        return await self._predict(scope, receive, model, None, MODE_AIP)
+
+    async def vertex_predict(self, scope: Scope, receive: Receive, project: str, location: str,
+                             endpoint: str) -> _Response:
+        return await self._predict(scope, receive, endpoint, None, MODE_VERTEX)
+
+    async def aip_env_predict(self, scope: Scope, receive: Receive) -> _Response:
+        models = sorted(self.manager.defaults)
+        if len(models) != 1:
+            raise RequestError("AIP_PREDICT_ROUTE needs a node with exactly one model.", status_code=404)
+        return await self._predict(scope, receive, models[0], None, MODE_VERTEX)
+
+    async def kserve_predict(self, scope: Scope, receive: Receive, model: str) -> _Response:
+        return await self._predict(scope, receive, model, None, MODE_AIP)
+
+    # ---------------------------------------------------------------- reads
+
+    async def aip_version(self, scope: Scope, receive: Receive, project: str, model: str, version: str) -> _Response:
+        found = self.manager.get(model, version)
+        return _ok(found.resource(project, is_default=self.manager.is_default(found)))
+
+    async def aip_versions(self, scope: Scope, receive: Receive, project: str, model: str) -> _Response:
+        found = [v for (m, _), v in sorted(self.manager.versions.items()) if m == model]
+        if not found and model not in self.manager.defaults:
+            raise RequestError(f"Model {model!r} is not on this node.", status_code=404)
+        return _ok({"versions": [v.resource(project, is_default=self.manager.is_default(v)) for v in found]})
+
+    async def aip_model(self, scope: Scope, receive: Receive, project: str, model: str) -> _Response:
+        if model not in self.manager.defaults:
+            raise RequestError(f"Model {model!r} is not on this node.", status_code=404)
+        return _ok(self._model_resource(project, model))
+
+    async def aip_models(self, scope: Scope, receive: Receive, project: str) -> _Response:
+        return _ok({"models": [self._model_resource(project, m) for m in sorted(self.manager.defaults)]})
+
+    def _model_resource(self, project: str, model: str) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": f"projects/{project}/models/{model}"}
+        default = self.manager.defaults.get(model)
+        if default and (model, default) in self.manager.versions:
+            version = self.manager.versions[(model, default)]
+            data["defaultVersion"] = version.resource(project, is_default=True)
+        return data
+
+    async def vertex_endpoint(self, scope: Scope, receive: Receive, project: str, location: str,
+                              endpoint: str) -> _Response:
+        version = self.manager.get(endpoint, None)
+        name = f"projects/{project}/locations/{location}/endpoints/{endpoint}"
+        return _ok({"name": name, "displayName": endpoint, "deployedModels": [{
+            "id": version.name, "model": f"projects/{project}/locations/{location}/models/{endpoint}",
+            "displayName": f"{endpoint}/{version.name}"}], "trafficSplit": {version.name: 100}})
+
+    async def kserve_model(self, scope: Scope, receive: Receive, model: str) -> _Response:
+        version = self.manager.get(model, None)
+        return _ok({"name": model, "ready": version.state == "READY"})
+
+    # ---------------------------------------------------------------- operations
+
+    async def healthz(self, scope: Scope, receive: Receive) -> _Response:
+        return _ok({"status": "alive"})
+
+    async def readyz(self, scope: Scope, receive: Receive) -> _Response:
+        states = {f"{m}/{v}": version.state for (m, v), version in sorted(self.manager.versions.items())}
+        ready = self.manager.ready and not self.draining
+        body = {"status": "ready" if ready else ("draining" if self.draining else "not ready"), "versions": states}
+        return _Response(200 if ready else 503, json.dumps(body).encode())
+
+    async def metrics(self, scope: Scope, receive: Receive) -> _Response:
+        return _Response(200, self.stats.render(self._gauges), b"text/plain; version=0.0.4")
+
+    def _gauges(self) -> Iterable[tuple[str, str, dict[str, str], float]]:
+        versions = sorted(self.manager.versions.items())
+        for (m, v), version in versions:
+            for state in ("CREATING", "READY", "FAILED", "DELETING"):
+                yield ("cprsdk_version_state", "1 for the state each version is in.",
+                       {"model": m, "version": v, "state": state}, float(version.state == state))
+        for (m, v), version in versions:
+            yield ("cprsdk_queue_depth", "Requests sent to a version's workers and not yet answered.",
+                   {"model": m, "version": v}, float(version.pool.pending if version.pool else 0))
+
+
+def _ok(data: Any) -> _Response:
+    return _Response(200, json.dumps(data).encode())
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            text: str = value.decode("latin-1")
+            if _REQUEST_ID.match(text):
+                return text
+    return uuid.uuid4().hex
+
+
+def create_app(manager: VersionManager, options: NodeOptions | None = None, *,
+               on_startup: Callable[[VersionManager], Awaitable[None]] | None = None) -> Node:
+    """The node's ASGI application over ``manager``'s versions.
+
+    ``on_startup`` runs in the server's event loop before the first request (it adds the local
+    version or starts watching the registry).
+    """
+    opts = options or NodeOptions(
+        health_route=os.environ.get("AIP_HEALTH_ROUTE"), predict_route=os.environ.get("AIP_PREDICT_ROUTE"))
+    return Node(manager, opts, on_startup)

@@ -1,0 +1,99 @@
+"""``cprsdk serve``: the node on uvicorn, with a graceful SIGTERM.
+
+On SIGTERM or SIGINT the node reports not ready at once (``/readyz`` 503), stops accepting new
+connections, lets in-flight requests finish, drains every version's workers and exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from ..registry import Registry
+from .app import Node, NodeOptions, create_app
+from .versions import VersionManager
+
+__all__ = ["ServeOptions", "build_node", "run"]
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    predict_timeout: float = 60.0
+    load_timeout: float = 600.0
+    max_pending: int = 256
+    max_body_bytes: int = 1_500_000
+    access_log: bool = False
+    poll_interval: float = 2.0
+    registry: str | None = None
+    # single-version mode
+    model_dir: Path | None = None
+    sdists: tuple[Path, ...] = ()
+    prediction_class: str | None = None
+    model: str = "default"
+    version: str = "v1"
+    health_route: str | None = None
+    predict_route: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def build_node(options: ServeOptions) -> Node:
+    """The ASGI app for ``options``: single-version when a model directory is given, else the registry."""
+    manager = VersionManager(
+        registry=None if options.model_dir else Registry(options.registry), workers=options.workers,
+        predict_timeout=options.predict_timeout, load_timeout=options.load_timeout, max_pending=options.max_pending,
+    )
+    startup: Callable[[VersionManager], Awaitable[None]]
+    if options.model_dir is not None:
+        if not options.prediction_class or not options.sdists:
+            raise ConfigError("Single-version mode needs --model-dir, --package and --prediction-class together.")
+
+        async def startup(m: VersionManager) -> None:
+            m.add_local(options.model, options.version, model_dir=options.model_dir,  # type: ignore[arg-type]
+                        sdists=options.sdists, prediction_class=options.prediction_class or "")
+    else:
+        async def startup(m: VersionManager) -> None:
+            m.start_watching(options.poll_interval)
+
+    node_options = NodeOptions(max_body_bytes=options.max_body_bytes, access_log=options.access_log,
+                               health_route=options.health_route, predict_route=options.predict_route)
+    return create_app(manager, node_options, on_startup=startup)
+
+
+def _configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("cprsdk")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+
+
+def run(options: ServeOptions, *, announce: Callable[[str], None] | None = None) -> int:
+    """Serve until SIGTERM/SIGINT; returns the exit code."""
+    import uvicorn
+
+    _configure_logging()
+    node = build_node(options)
+    config = uvicorn.Config(node, host=options.host, port=options.port, log_level="warning", access_log=False,
+                            lifespan="on", timeout_graceful_shutdown=60)
+
+    class _Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            node.draining = True  # /readyz answers 503 from now on
+            super().handle_exit(sig, frame)
+
+    server = _Server(config)
+    if announce is not None:
+        announce(f"cprsdk node on http://{options.host}:{options.port}")
+    asyncio.run(server.serve())
+    return 0
+
+

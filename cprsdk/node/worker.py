@@ -1,0 +1,93 @@
+"""The worker process of one version: load the predictor once, then answer request frames.
+
+Started by ``workers.py`` as ``python -I -c <boot> <json spec>``; the spec names the package
+folders (first on ``sys.path``), the prediction class, the model directory and the version.
+Anything the predictor prints goes to stderr (the node's log); frames go to the original stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from typing import Any, BinaryIO
+
+from ..errors import CprError, PredictionError, RequestError, error_body
+from ..payload import dumps_response, split_request
+from .protocol import LENGTH, MODE_VERTEX, REQUEST_HEAD, response_frame
+
+__all__ = ["serve_frames"]
+
+
+def _error(code: int, message: str) -> tuple[int, bytes]:
+    return code, json.dumps(error_body(code, message)).encode()
+
+
+def _arguments(body: bytes, mode: int) -> tuple[list[Any], dict[str, Any]]:
+    data = json.loads(body)
+    if mode != MODE_VERTEX:
+        return split_request(data)
+    instances, _ = split_request(data)
+    parameters = data.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise RequestError(f'"parameters" must be an object, got {type(parameters).__name__}.')
+    return instances, parameters
+
+
+def _answer(predictor: Any, body: bytes, mode: int, version: str) -> tuple[int, bytes]:
+    try:
+        instances, kwargs = _arguments(body, mode)
+        predictions = predictor.predict(instances, **kwargs)
+        extra = {"deployedModelId": version} if mode == MODE_VERTEX else None
+        return 200, dumps_response(predictions, extra=extra)
+    except (PredictionError, RequestError) as exc:
+        return _error(exc.status_code, exc.message)
+    except CprError as exc:
+        return _error(exc.status_code, str(exc))
+    except Exception as exc:
+        traceback.print_exc()
+        return _error(500, f"Prediction failed: {type(exc).__name__}: {exc}")
+
+
+def _read_exactly(stream: BinaryIO, size: int) -> bytes | None:
+    data = stream.read(size)
+    return data if data is not None and len(data) == size else None
+
+
+def serve_frames(predictor: Any, version: str, inp: BinaryIO, out_fd: int) -> None:
+    """Answer request frames until the input closes."""
+    while True:
+        head = _read_exactly(inp, LENGTH.size)
+        if head is None:
+            return
+        payload = _read_exactly(inp, LENGTH.unpack(head)[0])
+        if payload is None:
+            return
+        request_id, mode = REQUEST_HEAD.unpack_from(payload)
+        status, body = _answer(predictor, payload[REQUEST_HEAD.size:], mode, version)
+        os.write(out_fd, response_frame(request_id, status, body))
+
+
+def main() -> None:
+    spec = json.loads(sys.argv[1])
+    out_fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    sys.path[:] = [p for p in sys.path if p not in ("", os.getcwd())]
+    sys.path[:0] = spec["sites"]
+    sys.argv = [spec["prediction_class"]]
+    from ..predictor import load_predictor
+
+    try:
+        predictor = load_predictor(spec["prediction_class"], spec["model_dir"])
+    except CprError as exc:
+        if exc.__cause__ is not None:
+            traceback.print_exception(exc.__cause__)
+        os.write(out_fd, response_frame(0, 500, json.dumps(error_body(500, str(exc))).encode()))
+        sys.stderr.flush()
+        os._exit(3)
+    os.write(out_fd, response_frame(0, 200, b"{}"))
+    serve_frames(predictor, spec["version"], sys.stdin.buffer, out_fd)
+    sys.stderr.flush()
+    os._exit(0)

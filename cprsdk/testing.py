@@ -1,0 +1,106 @@
+"""Start a real prediction node in a test: ``cprsdk.testing.running_node`` and a pytest fixture.
+
+    from cprsdk.testing import running_node
+
+    def test_my_predictor(tmp_path):
+        with running_node(model_dir="model", packages=["."], prediction_class="predictor.MyPredictor") as node:
+            assert node.client.predict("default", [[1, 2, 3]]) == [...]
+
+The node runs uvicorn in a background thread on a free loopback port, exactly as ``cprsdk serve``
+would, and stops (draining its workers) when the block ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from .client import NodeClient
+from .errors import CprError
+
+__all__ = ["RunningNode", "free_port", "node_fixture", "running_node"]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class RunningNode:
+    url: str
+    client: NodeClient
+    app: Any
+
+
+def _wait_ready(client: NodeClient, deadline: float, thread: threading.Thread) -> None:
+    while time.monotonic() < deadline:
+        if not thread.is_alive():
+            raise CprError("The node stopped while starting; see the log above.")
+        with contextlib.suppress(CprError):
+            response = client.request("GET", "/readyz")
+            if response.ok:
+                return
+            versions = (response.body or {}).get("versions", {})
+            if versions and all(state == "FAILED" for state in versions.values()):
+                return  # every version failed: let the test see the errors
+        time.sleep(0.05)
+    raise CprError("The node did not become ready in time.")
+
+
+@contextlib.contextmanager
+def running_node(*, registry: str | None = None, model_dir: str | Path | None = None,
+                 packages: Sequence[str | Path] = (), prediction_class: str | None = None,
+                 ready_timeout: float = 120.0, **options: Any) -> Iterator[RunningNode]:
+    """A node on a free port: single-version (model_dir, packages, prediction_class) or registry."""
+    import uvicorn
+
+    from .node.server import ServeOptions, build_node
+
+    with tempfile.TemporaryDirectory(prefix="cprsdk-node-") as tmp:
+        sdists = _sdists(packages, Path(tmp)) if model_dir is not None else ()
+        serve = replace(ServeOptions(port=free_port(), registry=registry, prediction_class=prediction_class,
+                                     model_dir=Path(model_dir).resolve() if model_dir else None,
+                                     sdists=sdists), **options)
+        node = build_node(serve)
+        server = uvicorn.Server(uvicorn.Config(node, host="127.0.0.1", port=serve.port, log_level="warning",
+                                               lifespan="on"))
+        thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+        thread.start()
+        url = f"http://127.0.0.1:{serve.port}"
+        client = NodeClient(url)
+        try:
+            _wait_ready(client, time.monotonic() + ready_timeout, thread)
+            yield RunningNode(url, client, node)
+        finally:
+            server.should_exit = True
+            thread.join(timeout=60)
+
+
+def _sdists(packages: Sequence[str | Path], work: Path) -> tuple[Path, ...]:
+    from .config import load_settings
+    from .local import prepare_packages
+
+    settings = load_settings(".", {"packages": [str(p) for p in packages]})
+    return tuple(prepare_packages(settings, work)[0])
+
+
+def node_fixture(**kwargs: Any) -> Any:
+    """A pytest fixture factory: ``node = cprsdk.testing.node_fixture(model_dir=..., ...)``."""
+    import pytest
+
+    @pytest.fixture
+    def _node() -> Iterator[RunningNode]:
+        with running_node(**kwargs) as node:
+            yield node
+
+    return _node
