@@ -42,13 +42,13 @@ class RunningNode:
     app: Any
 
 
-def _wait_ready(client: NodeClient, deadline: float, thread: threading.Thread) -> None:
+def _wait_ready(client: NodeClient, deadline: float, thread: threading.Thread, *, ready: bool) -> None:
     while time.monotonic() < deadline:
         if not thread.is_alive():
             raise CprError("The node stopped while starting; see the log above.")
         with contextlib.suppress(CprError):
             response = client.request("GET", "/readyz")
-            if response.ok:
+            if response.ok or not ready:
                 return
             versions = (response.body or {}).get("versions", {})
             if versions and all(state == "FAILED" for state in versions.values()):
@@ -60,8 +60,12 @@ def _wait_ready(client: NodeClient, deadline: float, thread: threading.Thread) -
 @contextlib.contextmanager
 def running_node(*, registry: str | None = None, model_dir: str | Path | None = None,
                  packages: Sequence[str | Path] = (), prediction_class: str | None = None,
-                 ready_timeout: float = 120.0, **options: Any) -> Iterator[RunningNode]:
-    """A node on a free port: single-version (model_dir, packages, prediction_class) or registry."""
+                 ready_timeout: float = 120.0, wait_ready: bool = True, **options: Any) -> Iterator[RunningNode]:
+    """A node on a free port: single-version (model_dir, packages, prediction_class) or registry.
+
+    It returns once ``/readyz`` answers 200 (or every version FAILED); with ``wait_ready=False``,
+    as soon as the node answers at all (a node over an empty registry is never ready).
+    """
     import uvicorn
 
     from .node.server import ServeOptions, build_node
@@ -79,7 +83,7 @@ def running_node(*, registry: str | None = None, model_dir: str | Path | None = 
         url = f"http://127.0.0.1:{serve.port}"
         client = NodeClient(url)
         try:
-            _wait_ready(client, time.monotonic() + ready_timeout, thread)
+            _wait_ready(client, time.monotonic() + ready_timeout, thread, ready=wait_ready)
             yield RunningNode(url, client, node)
         finally:
             server.should_exit = True

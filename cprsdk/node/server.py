@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -87,8 +88,12 @@ def run(options: ServeOptions, *, announce: Callable[[str], None] | None = None)
 
     class _Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:
-            node.draining = True  # /readyz answers 503 from now on
-            super().handle_exit(sig, frame)
+            # /readyz answers 503 from now on. uvicorn would re-raise the signal after its graceful
+            # shutdown (exit status -15); a drained node exits 0, so the signal is not recorded.
+            node.draining = True
+            if self.should_exit and sig == signal.SIGINT:
+                self.force_exit = True
+            self.should_exit = True
 
     server = _Server(config)
     if announce is not None:

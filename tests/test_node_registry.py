@@ -1,0 +1,165 @@
+"""A node serving a registry: isolation between versions, lifecycle, defaults, SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cprsdk.cli import main
+from cprsdk.registry import Registry
+from cprsdk.testing import RunningNode, free_port, running_node
+
+
+def _project(root: Path, name: str, predictor: str) -> Path:
+    project = root / name
+    (project / "model").mkdir(parents=True)
+    (project / "model" / "weights.txt").write_text(name)
+    (project / "predictor.py").write_text(predictor)
+    (project / "cprsdk.toml").write_text(f'name = "{name}"\nprediction_class = "predictor.MyPredictor"\n')
+    return project
+
+
+TWIN = '''
+class MyPredictor:
+    @classmethod
+    def from_path(cls, model_dir):
+        return cls()
+
+    def predict(self, instances, **kwargs):
+        return ["{label}" for _ in instances]
+'''
+
+FAILS = '''
+class MyPredictor:
+    @classmethod
+    def from_path(cls, model_dir):
+        raise RuntimeError("the weights are for another architecture")
+
+    def predict(self, instances, **kwargs):
+        return instances
+'''
+
+SLOW = '''
+import time
+
+
+class MyPredictor:
+    @classmethod
+    def from_path(cls, model_dir):
+        return cls()
+
+    def predict(self, instances, **kwargs):
+        time.sleep(float(instances[0]))
+        return ["slept"]
+'''
+
+
+def _deploy(project: Path, registry: str, model: str, version: str, *extra: str) -> None:
+    assert main(["deploy", str(project), "--model", model, "--version", version, "--registry", registry,
+                 "--format", "json", *extra]) == 0
+
+
+def _wait(predicate: Callable[[], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def _state(node: RunningNode, model: str, version: str) -> dict[str, Any]:
+    response = node.client.version(model, version)
+    return response.body if response.ok else {"state": "ABSENT"}  # type: ignore[no-any-return]
+
+
+def test_versions_with_the_same_module_names_stay_isolated(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    registry = str(tmp_path / "registry")
+    _deploy(_project(tmp_path, "twin-a", TWIN.format(label="A")), registry, "twins", "a")
+    _deploy(_project(tmp_path, "twin-b", TWIN.format(label="B")), registry, "twins", "b")
+    _deploy(_project(tmp_path, "broken", FAILS), registry, "twins", "broken")
+    with running_node(registry=registry, poll_interval=0.2) as node:
+        _wait(lambda: _state(node, "twins", "broken")["state"] == "FAILED")
+        assert node.client.predict("twins", [1], version="a") == ["A"]
+        assert node.client.predict("twins", [1], version="b") == ["B"]
+        assert node.client.predict("twins", [1]) == ["A"]  # the first version is the default
+        failed = _state(node, "twins", "broken")
+        assert "raised RuntimeError: the weights are for another architecture" in failed["errorMessage"]
+
+        assert main(["versions", "set-default", "b", "--model", "twins", "--registry", registry]) == 0
+        _wait(lambda: node.client.predict("twins", [1]) == ["B"])
+
+        assert main(["versions", "delete", "a", "--model", "twins", "--registry", registry]) == 0
+        _wait(lambda: _state(node, "twins", "a")["state"] == "ABSENT")
+        assert node.client.predict("twins", [1], version="b") == ["B"]
+    capsys.readouterr()
+
+
+def test_deploy_wait_sees_ready_and_predict_cli_answers(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    registry = str(tmp_path / "registry")
+    project = _project(tmp_path, "waited", TWIN.format(label="W"))
+    with running_node(registry=registry, poll_interval=0.2, wait_ready=False) as node:  # empty: never ready
+        assert main(["deploy", str(project), "--model", "w", "--version", "v1", "--registry", registry,
+                     "--wait", "--endpoint", node.url, "--format", "json"]) == 0
+        assert json.loads(capsys.readouterr().out)["state"] == "READY"
+        (tmp_path / "rows.jsonl").write_text("[1]\n[2]\n")
+        assert main(["predict", "--endpoint", node.url, "--model", "w", "--json-instances",
+                     str(tmp_path / "rows.jsonl")]) == 0
+        assert json.loads(capsys.readouterr().out) == {"predictions": ["W", "W"]}
+        assert main(["predict", "--endpoint", node.url, "--model", "nope", "--json-instances",
+                     str(tmp_path / "rows.jsonl")]) == 1
+        assert json.loads(capsys.readouterr().out)["error"]["code"] == 404
+
+
+def _alive(client: Any) -> bool:
+    from cprsdk.errors import CprError
+
+    try:
+        return bool(client.request("GET", "/healthz").ok)
+    except CprError:
+        return False
+
+
+def _ready(client: Any) -> bool:
+    from cprsdk.errors import CprError
+
+    try:
+        return bool(client.request("GET", "/readyz").ok)
+    except CprError:
+        return False
+
+
+def test_sigterm_drains_in_flight_requests_and_exits_zero(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    registry = str(tmp_path / "registry")
+    _deploy(_project(tmp_path, "slow", SLOW), registry, "slow", "v1")
+    capsys.readouterr()
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "cprsdk", "serve", "--registry", registry, "--port", str(port)],
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        from cprsdk.client import NodeClient
+
+        client = NodeClient(f"http://127.0.0.1:{port}")
+        _wait(lambda: _alive(client) and client.request("GET", "/readyz").ok)
+        answers: list[Any] = []
+        slow = threading.Thread(target=lambda: answers.append(client.predict("slow", [2])))
+        slow.start()
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        assert not _ready(client)  # not ready at once: 503, or no longer accepting connections
+        slow.join(30)
+        assert answers == [["slept"]]
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
