@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import tempfile
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,7 +11,6 @@ from pathlib import Path
 import pytest
 
 PROJECTS = Path(__file__).parent / "projects"
-_TEMP_ROOTS = (tempfile.gettempdir(), str(Path(tempfile.gettempdir()).resolve()))
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -29,13 +27,18 @@ def _shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def _forget_user_modules() -> Iterator[None]:
-    """Tests import several modules named `predictor`; forget the ones a test imported."""
+def _forget_user_modules(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Tests import several modules named `predictor`; forget the ones a test imported.
+
+    Only modules loaded from pytest's own temporary folders (the copied test projects) are
+    forgotten: re-importing a library (or the stdlib) would duplicate its classes and state.
+    """
+    base = str(tmp_path_factory.getbasetemp().resolve())
     before = set(sys.modules)
     yield
     for name in set(sys.modules) - before:
         origin = getattr(sys.modules.get(name), "__file__", None) or ""
-        if origin.startswith(_TEMP_ROOTS):  # only modules of the copied test projects
+        if origin and str(Path(origin).resolve()).startswith(base):
             del sys.modules[name]
 
 
