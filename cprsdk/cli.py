@@ -105,11 +105,17 @@ def _cmd_package(args: argparse.Namespace) -> int:
 def _cmd_local_predict(args: argparse.Namespace) -> int:
     from .local import local_predict, read_request
 
+    from .errors import error_body
+
     flags = {"model_dir": args.model_dir, "packages": args.package, "prediction_class": args.prediction_class}
-    settings = load_settings(".", flags)
-    body = read_request(json_instances=args.json_instances, json_request=args.json_request,
-                        text_instances=args.text_instances, kwargs=args.kwargs)
-    result = local_predict(settings, body)
+    try:
+        settings = load_settings(".", flags)
+        body = read_request(json_instances=args.json_instances, json_request=args.json_request,
+                            text_instances=args.text_instances, kwargs=args.kwargs)
+        result = local_predict(settings, body)
+    except CprError as exc:  # the envelope on stdout too, as for a predictor's own errors
+        print(json.dumps(error_body(exc.status_code, str(exc))))
+        raise
     if result.log and (args.verbose or not result.ok):
         _err(result.log.rstrip())
     if args.timings:
@@ -153,13 +159,13 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
         set_default=args.set_default, description=args.description or "",
         runtime_version=args.runtime_version, python_version=args.python_version, labels=_labels(args.labels),
     )
+    if args.wait and not args.endpoint:
+        raise ConfigError("--wait needs --endpoint URL (the node to ask); nothing was deployed.")
     registry = _registry(args, settings)
     quiet = args.format == "json"
     result = deploy(settings, request, registry=registry, step=(lambda s: None) if quiet else (lambda s: _err(f"... {s}")))
     state = result.state
     if args.wait:
-        if not args.endpoint:
-            raise ConfigError("--wait needs --endpoint URL (the node to ask).")
         node = wait_for_version(args.endpoint, args.model, args.version)
         state = node.get("state", state)
         if node.get("errorMessage"):

@@ -84,26 +84,31 @@ def _local_model_files(model_dir: Path | None) -> list[_Artifact]:
     return _hash_files([(p, p.relative_to(model_dir).as_posix()) for p, _ in dir_stats(model_dir).files])
 
 
-def _stored_artifacts(uri: str, *, one_object: bool = False) -> list[_Artifact]:
-    """Hash objects that are already in storage (``--origin`` and ``--package-uris``)."""
+def _stored_objects(uri: str, *, one_object: bool = False) -> tuple[Any, list[Any]]:
+    """(store, object infos) of ``--origin`` (every object under it) or of one ``--package-uris`` entry."""
     parent, _, leaf = uri.rstrip("/").rpartition("/") if one_object else (uri, "", "")
     store = open_store(parent if one_object else uri)
     infos = [store.stat(leaf)] if one_object else store.list()
+    if any(info is None for info in infos):
+        raise ConfigError(f"{uri} does not exist.", hint="Check the URI; upload the object first.")
+    if not infos:
+        raise ConfigError(f"--origin {uri} holds no objects.", hint="Point --origin at the model directory's URI.")
+    return store, infos
+
+
+def _stored_artifacts(uri: str, store: Any, infos: list[Any], *, one_object: bool = False) -> list[_Artifact]:
+    """Hash objects that are already in storage (``--origin`` and ``--package-uris``)."""
     found = []
     with tempfile.TemporaryDirectory(prefix="cprsdk-hash-") as tmp:
         for info in infos:
-            if info is None:
-                raise ConfigError(f"{uri} does not exist.", hint="Check the URI; upload the object first.")
             local = Path(tmp, "object")
             store.download_file(info.key, local)
             found.append(_Artifact(info.key.rpartition("/")[2] if one_object else info.key,
                                    sha256_file(local), info.size, uri=store.url(info.key)))
-    if not found:
-        raise ConfigError(f"--origin {uri} holds no objects.", hint="Point --origin at the model directory's URI.")
     return found
 
 
-def _check_origin_quota(settings: Settings, files: list[_Artifact], origin: str) -> None:
+def _check_origin_quota(settings: Settings, files: list[Any], origin: str) -> None:
     from .errors import QuotaError
 
     total = sum(f.size for f in files)
@@ -139,11 +144,18 @@ def _gather(settings: Settings, request: DeployRequest, work: Path,
         if not (request.origin and request.package_uris):
             raise ConfigError("--origin and --package-uris go together.",
                               hint="Give the model directory's URI and the sdists' URIs, as gcloud took them.")
+        origin_store, origin_infos = _stored_objects(request.origin)
+        _check_origin_quota(settings, origin_infos, request.origin)  # from the listing: nothing downloaded yet
+        package_objects = [(uri, *_stored_objects(uri, one_object=True)) for uri in request.package_uris]
+        from .limits import check_code_quota_sizes
+
+        check_code_quota_sizes([(uri, infos[0].size) for uri, _, infos in package_objects],
+                               max_mb=settings.max_code_mb, source=settings.describe("max_code_mb"))
         step(f"hashing the objects under {request.origin}")
-        files = _stored_artifacts(request.origin)
-        _check_origin_quota(settings, files, request.origin)
-        packages = [a for uri in request.package_uris for a in _stored_artifacts(uri, one_object=True)]
-        return files, packages, ["artifacts referenced where they are; no local checks could run"]
+        files = _stored_artifacts(request.origin, origin_store, origin_infos)
+        packages = [a for uri, store, infos in package_objects
+                    for a in _stored_artifacts(uri, store, infos, one_object=True)]
+        return files, packages, ["artifacts referenced where they are; quotas checked, no import check could run"]
     if request.packages:
         sdists = list(request.packages)
         for sdist in sdists:
@@ -198,10 +210,10 @@ def deploy(settings: Settings, request: DeployRequest, *, registry: Registry,
                             "immutable.", status_code=409, hint="Deploy under a new version name.")
     with tempfile.TemporaryDirectory(prefix="cprsdk-deploy-") as tmp:
         files, packages, notes = _gather(settings, request, Path(tmp), step)
-        uploads = {registry.blob_key(a.sha256): a.local for a in [*files, *packages] if a.local is not None}
+        uploads = {registry.blob_key(a.sha256): a for a in [*files, *packages] if a.local is not None}
         step(f"uploading to {registry.uri}")
-        stats = upload_many(registry.store, [(path, key) for key, path in sorted(uploads.items())],
-                            progress=progress)
+        stats = upload_many(registry.store, [(a.local, key, a.sha256) for key, a in sorted(uploads.items())
+                                             if a.local is not None], progress=progress)
     manifest = _manifest(settings, request, registry, files, packages)
     registry.create_model(request.model, exist_ok=True)
     published = registry.publish_version(manifest, set_default=request.set_default)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .errors import QuotaError
 
-__all__ = ["MB", "DirStats", "check_code_size", "check_model_dir", "dir_stats", "format_mb"]
+__all__ = ["MB", "DirStats", "check_code_quota_sizes", "check_code_size", "check_model_dir", "dir_stats", "format_mb"]
 
 MB = 1_000_000
 _SKIP_DIRS = frozenset({"__pycache__", ".git", ".ipynb_checkpoints"})
@@ -83,10 +83,14 @@ def check_model_dir(root: Path, *, max_mb: float, max_files: int, base: Path, so
 
 def check_code_size(packages: Sequence[Path], *, max_mb: float, source: str) -> int:
     """Raise :class:`QuotaError` if the packages together are over the code quota."""
-    sizes = [(p, p.stat().st_size) for p in packages]
+    return check_code_quota_sizes([(p.name, p.stat().st_size) for p in packages], max_mb=max_mb, source=source)
+
+
+def check_code_quota_sizes(sizes: Sequence[tuple[str, int]], *, max_mb: float, source: str) -> int:
+    """The code quota over (name, size) pairs, e.g. objects already in storage."""
     total = sum(s for _, s in sizes)
     if total > max_mb * MB:
-        listing = ", ".join(f"{p.name} ({format_mb(s)})" for p, s in sorted(sizes, key=lambda x: -x[1]))
+        listing = ", ".join(f"{p} ({format_mb(s)})" for p, s in sorted(sizes, key=lambda x: -x[1]))
         raise QuotaError(
             f"The code packages total {format_mb(total)}, over the {max_mb:g} MB code quota: {listing}.",
             hint=f"Keep data out of the package (put it in the model directory), or raise max_code_mb ({source}).",

@@ -41,6 +41,14 @@ def _parse_int(text: str) -> int:
     return int(text)
 
 
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise RequestError(f"The request contains the number {text[:40]}, which overflows a double.",
+                           hint="Send numbers within the range of a 64-bit float.")
+    return value
+
+
 def _depth_exceeds(value: Any, limit: int) -> bool:
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
@@ -60,7 +68,7 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
 def parse_json(body: bytes | str) -> Any:
     """Parse a request body with the input policy above; raises :class:`RequestError`."""
     try:
-        value = json.loads(body, parse_constant=_refuse_constant, parse_int=_parse_int)
+        value = json.loads(body, parse_constant=_refuse_constant, parse_int=_parse_int, parse_float=_parse_float)
     except RequestError:
         raise
     except RecursionError:

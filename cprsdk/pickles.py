@@ -10,6 +10,7 @@ runs. joblib's raw NumPy buffers between opcodes are skipped the way joblib read
 from __future__ import annotations
 
 import bz2
+import contextlib
 import gzip
 import io
 import lzma
@@ -34,10 +35,13 @@ __all__ = [
 PICKLE_SUFFIXES = frozenset({".pkl", ".pickle", ".pck", ".pcl", ".joblib", ".sav", ".dill"})
 
 _DANGEROUS_MODULES = (
-    "os", "posix", "nt", "subprocess", "sys", "shutil", "socket", "runpy", "importlib", "pty",
-    "code", "codeop", "ctypes", "pickle", "_pickle", "marshal", "webbrowser", "commands", "popen2",
-    "signal", "multiprocessing", "asyncio", "http", "urllib", "ftplib", "smtplib", "telnetlib",
-    "numpy.testing", "torch.hub", "cprsdk",
+    "os", "posix", "nt", "subprocess", "_posixsubprocess", "sys", "shutil", "socket", "runpy",
+    "importlib", "pty", "code", "codeop", "ctypes", "pickle", "_pickle", "cPickle", "marshal", "dill",
+    "cloudpickle", "webbrowser", "commands", "popen2", "signal", "multiprocessing", "asyncio", "http",
+    "urllib", "urllib2", "httplib", "ftplib", "smtplib", "telnetlib", "timeit", "cProfile", "profile",
+    "pdb", "bdb", "trace", "io", "_io", "tempfile", "glob", "threading", "_thread", "types", "inspect",
+    "pydoc", "doctest", "zipimport", "numpy.testing", "numpy.load", "numpy.lib.npyio", "joblib.load",
+    "torch.hub", "torch.load", "torch.serialization", "cprsdk",
 )
 _DANGEROUS_BUILTINS = frozenset({
     "eval", "exec", "execfile", "compile", "__import__", "open", "file", "input", "breakpoint",
@@ -76,15 +80,32 @@ class PickleScan:
     references: tuple[GlobalRef, ...]
 
 
+def _canonical(ref: GlobalRef) -> GlobalRef:
+    """The name an unpickler really imports (Python 2 names are mapped, as fix_imports does)."""
+    import _compat_pickle
+
+    module, name = ref.module, ref.name
+    if (module, name) in _compat_pickle.NAME_MAPPING:
+        module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+    elif module in _compat_pickle.IMPORT_MAPPING:
+        module = _compat_pickle.IMPORT_MAPPING[module]
+    return GlobalRef(module, name)
+
+
 def dangerous_reason(ref: GlobalRef) -> str | None:
-    """Why a reference can run arbitrary code or touch the system, or None if it is ordinary."""
+    """Why a reference can run arbitrary code or touch the system, or None if it is ordinary.
+
+    A denylist: it stops the known ways in, not every way. Only ship pickles you made.
+    """
+    ref = _canonical(ref)
     top = ref.module.split(".")[0]
+    qualified = f"{ref.module}.{ref.name}"
     if ref.module in ("builtins", "__builtin__") and ref.name in _DANGEROUS_BUILTINS:
         return f"builtins.{ref.name} can run arbitrary code"
     if ref.name in _DANGEROUS_NAMES.get(ref.module, ()):
         return f"{ref} can call arbitrary methods"
     for mod in _DANGEROUS_MODULES:
-        if ref.module == mod or ref.module.startswith(mod + ".") or top == mod and "." not in mod:
+        if ref.module == mod or ref.module.startswith(mod + ".") or qualified == mod or (top == mod and "." not in mod):
             return f"{ref} reaches the system or the interpreter ({mod})"
     return None
 
@@ -124,8 +145,15 @@ class _Stub:
         pass
 
 
+_STUBS: dict[GlobalRef, type[_Stub]] = {}
+
+
 def _stub_class(ref: GlobalRef) -> type[_Stub]:
-    return type(ref.name.replace(".", "_") or "stub", (_Stub,), {"ref": ref})
+    if ref not in _STUBS:
+        if len(_STUBS) > 100_000:
+            _STUBS.clear()
+        _STUBS[ref] = type(ref.name.replace(".", "_")[:100] or "stub", (_Stub,), {"ref": ref})
+    return _STUBS[ref]
 
 
 _JOBLIB_WRAPPERS = frozenset({"NumpyArrayWrapper"})
@@ -137,16 +165,16 @@ _PyUnpickler: Any = pickle._Unpickler  # the pure-Python unpickler: its dispatch
 class _Scanner(_PyUnpickler):  # type: ignore[misc]
     dispatch = dict(_PyUnpickler.dispatch)
 
-    def __init__(self, file: IO[bytes], refs: list[GlobalRef]) -> None:
+    def __init__(self, file: IO[bytes], refs: dict[GlobalRef, None], *, joblib_aware: bool = True) -> None:
         super().__init__(file, encoding="latin1")
         self.raw = file
-        self.refs = refs
+        self.refs = refs  # an ordered set
         self.joblib = False
+        self.joblib_aware = joblib_aware
 
     def find_class(self, module: str, name: str) -> Any:
-        ref = GlobalRef(module, name)
-        if ref not in self.refs:
-            self.refs.append(ref)
+        ref = GlobalRef(str(module), str(name))
+        self.refs[ref] = None
         return _stub_class(ref)
 
     def persistent_load(self, pid: Any) -> Any:
@@ -158,7 +186,8 @@ class _Scanner(_PyUnpickler):  # type: ignore[misc]
         ref = getattr(type(top), "ref", None)
         if ref is not None and ref.module.startswith("joblib") and ref.name in _JOBLIB_WRAPPERS:
             self.joblib = True
-            self._skip_joblib_array(top.state if isinstance(top.state, dict) else {})
+            if self.joblib_aware:
+                self._skip_joblib_array(top.state if isinstance(top.state, dict) else {})
 
     dispatch[pickle.BUILD[0]] = load_build
 
@@ -205,10 +234,19 @@ def _open_stream(path: Path) -> tuple[Any, str | None]:
     return path.open("rb"), None
 
 
+_UNREADABLE = (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError,
+               OSError, OverflowError, MemoryError, RecursionError, zlib.error, lzma.LZMAError)
+
+
 def scan_file(path: str | os.PathLike[str]) -> PickleScan:
-    """List every global a pickle or joblib file references; raises :class:`UnreadablePickle`."""
+    """List every global a pickle or joblib file references; raises :class:`UnreadablePickle`.
+
+    A file with joblib array buffers is read twice: as joblib reads it (skipping the buffers) and
+    as plain ``pickle.load`` would (the buffers read as opcodes), so nothing can hide in a buffer
+    from one reader and run in the other. References seen by either reading are reported.
+    """
     path = Path(path)
-    refs: list[GlobalRef] = []
+    refs: dict[GlobalRef, None] = {}
     stream, compression = _open_stream(path)
     try:
         with stream:
@@ -216,21 +254,39 @@ def scan_file(path: str | os.PathLike[str]) -> PickleScan:
             scanner.load()
     except UnreadablePickle:
         raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
-            AttributeError, OSError, zlib.error, lzma.LZMAError) as exc:
+    except _UNREADABLE as exc:
         raise UnreadablePickle(f"{type(exc).__name__}: {exc}") from None
+    if scanner.joblib:
+        plain, _ = _open_stream(path)
+        with plain, contextlib.suppress(*_UNREADABLE):
+            _Scanner(plain, refs, joblib_aware=False).load()  # stops at the first buffer that is not opcodes
     return PickleScan(path, "joblib" if scanner.joblib else "pickle", compression, tuple(refs))
 
 
+_COMPRESSION_SUFFIXES = frozenset({".gz", ".z", ".bz2", ".xz", ".lzma"})
+
+
+def _pickle_header(head: bytes) -> bool:
+    return len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+
+
 def _looks_like_pickle(path: Path) -> bool:
-    if path.suffix.lower() in PICKLE_SUFFIXES:
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and (suffixes[-1] in PICKLE_SUFFIXES or (
+            len(suffixes) > 1 and suffixes[-1] in _COMPRESSION_SUFFIXES and suffixes[-2] in PICKLE_SUFFIXES)):
         return True
     try:
         with path.open("rb") as fh:
-            head = fh.read(2)
-    except OSError:
+            head = fh.read(6)
+        if _pickle_header(head):
+            return True
+        if any(head.startswith(magic) for magic, kind in _COMPRESSED if kind not in ("zlib", "lz4")):
+            stream, _ = _open_stream(path)  # a compressed pickle (joblib's compress=...)
+            with stream:
+                return _pickle_header(stream.read(2))
+    except (OSError, EOFError, lzma.LZMAError, zlib.error, UnreadablePickle):
         return False
-    return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+    return False
 
 
 def find_pickles(files: Iterable[Path]) -> list[Path]:

@@ -45,9 +45,9 @@ def search_path(paths: Sequence[str | os.PathLike[str]], *, argv0: str = "cprsdk
     sys.argv = [argv0]
     try:
         yield
-    finally:
-        sys.path[:] = saved_path
-        sys.argv[:] = saved_argv
+    finally:  # rebind: user code may have replaced the lists themselves
+        sys.path = saved_path
+        sys.argv = saved_argv
 
 
 def _split_name(qualified_name: str) -> tuple[str, str]:

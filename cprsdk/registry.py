@@ -203,7 +203,12 @@ class Registry:
 
     def set_default(self, model: str, version: str) -> ModelRecord:
         self.get_version(model, version)
-        return self._update_model(model, lambda r: version)
+        previous = self.get_model(model).default_version
+        record = self._update_model(model, lambda r: version)
+        if not self.version_exists(model, version):  # deleted while we switched: switch back
+            self._update_model(model, lambda r: previous if r.default_version == version else False)
+            raise RegistryError(f"Version {version!r} of model {model!r} was deleted meanwhile.", status_code=409)
+        return record
 
     def delete_version(self, model: str, version: str) -> None:
         record = self.get_model(model)
@@ -216,8 +221,8 @@ class Registry:
                 hint=f"Make another one the default first: `cprsdk versions set-default {others[-1]} --model {model}`.",
             )
         self.store.delete(self._version_key(model, version))
-        if record.default_version == version:
-            self._update_model(model, lambda r: None if r.default_version == version else False)
+        # Whatever the record said when we started, it must not name a deleted version now.
+        self._update_model(model, lambda r: None if r.default_version == version else False)
 
 
 def fetch_version(registry: Registry, manifest: Mapping[str, Any], dest: Path) -> tuple[Path, list[Path]]:

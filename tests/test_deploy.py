@@ -117,6 +117,35 @@ def test_wait_without_a_node_says_so(sample: Path, memory_uri: str, capsys: pyte
     assert "The version is published in the registry" in err
 
 
+def test_wait_without_endpoint_deploys_nothing(sample: Path, memory_uri: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["deploy", str(sample), "--model", "iris", "--version", "v1", "--registry", memory_uri,
+                 "--wait"]) == 1
+    assert "--wait needs --endpoint URL (the node to ask); nothing was deployed." in capsys.readouterr().err
+    assert Registry(memory_uri).store.list() == []
+
+
+def test_origin_quotas_are_checked_from_the_listing(sample: Path, memory_uri: str, file_uri: str,
+                                                    capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from cprsdk.storage import open_store
+
+    bucket = open_store(file_uri)
+    for path in (sample / "model").iterdir():
+        bucket.upload_file(path, f"legacy/model/{path.name}")
+    big = tmp_path / "big-0.1.tar.gz"
+    big.write_bytes(os.urandom(3_000_000))
+    bucket.upload_file(big, "staging/big-0.1.tar.gz")
+    assert main(["deploy", "--model", "legacy", "--version", "v1", "--registry", memory_uri,
+                 "--origin", f"{file_uri}/legacy/model", "--package-uris", f"{file_uri}/staging/big-0.1.tar.gz",
+                 "--prediction-class", "predictor.MyPredictor", "--max-code-mb", "1"]) == 1
+    assert "over the 1 MB code quota" in capsys.readouterr().err
+    assert main(["deploy", "--model", "legacy", "--version", "v1", "--registry", memory_uri,
+                 "--origin", f"{file_uri}/legacy/model", "--package-uris", f"{file_uri}/staging/big-0.1.tar.gz",
+                 "--prediction-class", "predictor.MyPredictor", "--max-model-files", "1"]) == 1
+    assert "has 2 files, over the 1-file model quota" in capsys.readouterr().err
+    assert Registry(memory_uri).store.list() == []
+
+
 def _big_model(sample: Path, dest: Path, files: int) -> Path:
     shutil.copytree(sample, dest, ignore=shutil.ignore_patterns("dist"))
     for i in range(files):

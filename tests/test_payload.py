@@ -32,6 +32,7 @@ def test_other_fields_become_kwargs() -> None:
         (b'{"instances": ' + b"[" * (MAX_DEPTH + 5) + b"]" * (MAX_DEPTH + 5) + b"}", "nested more than"),
         (b'{"instances": ' + b"[" * 100000 + b"]" * 100000 + b"}", "nested more than"),
         (b"\xff\xfe{}", "not valid JSON"),
+        (b'{"instances": [[1e999, 1]]}', "The request contains the number 1e999, which overflows a double."),
     ],
 )
 def test_bad_bodies_are_400_with_a_distinct_message(body: bytes, message: str) -> None:

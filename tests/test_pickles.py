@@ -97,3 +97,73 @@ def test_find_pickles_by_suffix_and_header(tmp_path: Path) -> None:
     (tmp_path / "arr.npy").write_bytes(b"\x93NUMPY")
     found = find_pickles(sorted(tmp_path.iterdir()))
     assert [p.name for p in found] == ["a.pkl", "weights.bin"]
+
+
+def _hidden_in_a_joblib_buffer(cmd: bytes) -> bytes:
+    """A wrapper whose 'array bytes' are opcodes calling os.system, then a harmless object."""
+    P = pickle
+    hidden = b"cos\nsystem\n" + P.SHORT_BINUNICODE + bytes([len(cmd)]) + cmd + P.TUPLE1 + P.REDUCE + P.POP + P.POP
+    state = (P.EMPTY_DICT + P.MARK + P.SHORT_BINUNICODE + b"\x05shape" + P.BININT1 + bytes([len(hidden)])
+             + P.TUPLE1 + P.SHORT_BINUNICODE + b"\x05dtype" + b"cnumpy\ndtype\n" + P.SHORT_BINUNICODE
+             + b"\x02u1" + P.TUPLE1 + P.REDUCE + P.SETITEMS)
+    body = pickle.dumps({"means": [1.0, 2.0]}, protocol=2)[2:]
+    return (P.PROTO + b"\x02" + b"cjoblib.numpy_pickle\nNumpyArrayWrapper\n" + P.EMPTY_TUPLE + P.NEWOBJ + state
+            + P.BUILD + hidden + body)
+
+
+def test_opcodes_hidden_in_a_joblib_buffer_are_seen(tmp_path: Path) -> None:
+    path = tmp_path / "preprocessor.pkl"
+    path.write_bytes(_hidden_in_a_joblib_buffer(b"touch x"))
+    refs = {str(r) for r in scan_file(path).references}
+    assert "os.system" in refs
+    assert dangerous_reason(GlobalRef("os", "system")) is not None
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [GlobalRef("timeit", "timeit"), GlobalRef("cProfile", "run"), GlobalRef("pdb", "run"),
+     GlobalRef("_posixsubprocess", "fork_exec"), GlobalRef("io", "open"), GlobalRef("numpy", "load"),
+     GlobalRef("joblib", "load"), GlobalRef("torch", "load"), GlobalRef("cPickle", "loads"),
+     GlobalRef("__builtin__", "eval"), GlobalRef("types", "FunctionType")],
+)
+def test_more_ways_in_are_refused(ref: GlobalRef) -> None:
+    assert dangerous_reason(ref) is not None
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pickle.PROTO + b"\x04" + pickle.BINBYTES8 + (2**60).to_bytes(8, "little"),
+        pickle.PROTO + b"\x04" + pickle.FRAME + (2**62).to_bytes(8, "little"),
+        pickle.PROTO + b"\x02" + b"(" * 200_000 + b"l" * 200_000 + b".",
+    ],
+    ids=["huge-bytes", "huge-frame", "deep"],
+)
+def test_crafted_files_are_unreadable_not_crashes(tmp_path: Path, data: bytes) -> None:
+    path = tmp_path / "crafted.pkl"
+    path.write_bytes(data)
+    try:
+        scan = scan_file(path)
+    except UnreadablePickle as exc:
+        assert str(exc)  # says why
+    else:
+        assert scan.references == ()
+
+
+def test_many_globals_scan_in_linear_time(tmp_path: Path) -> None:
+    import time
+
+    body = b"".join(b"cmod%d\nname%d\n0" % (i, i) for i in range(20_000))
+    path = tmp_path / "many.pkl"
+    path.write_bytes(pickle.PROTO + b"\x02" + body + b"N.")
+    start = time.process_time()
+    scan = scan_file(path)
+    assert len(scan.references) == 20_000
+    assert time.process_time() - start < 10  # was quadratic: about 40 s
+
+
+@pytest.mark.parametrize("name", ["m.pkl.gz", "m.joblib.bz2", "model.gzdata"])
+def test_compressed_pickles_are_found(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    joblib.dump({"a": 1}, path, compress=("gzip", 3) if not name.endswith("bz2") else ("bz2", 3))
+    assert find_pickles([path]) == [path]

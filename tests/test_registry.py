@@ -78,6 +78,30 @@ def test_concurrent_default_changes_are_never_lost(registry: Registry) -> None:
     assert registry.get_model("iris").default_version in set("abcd")
 
 
+@pytest.mark.parametrize("kind", ["memory", "file"])  # stores whose compare-and-swap is atomic
+def test_delete_racing_set_default_never_leaves_a_dangling_default(kind: str, request: pytest.FixtureRequest) -> None:
+    registry = Registry(request.getfixturevalue(f"{kind}_uri"))
+    registry.create_model("iris")
+    for round_ in range(10):
+        registry.publish_version(_manifest("iris", f"a{round_}"), set_default=True)
+        registry.publish_version(_manifest("iris", f"b{round_}"))
+        threads = [threading.Thread(target=lambda: _ignore(registry.delete_version, "iris", f"b{round_}")),
+                   threading.Thread(target=lambda: _ignore(registry.set_default, "iris", f"b{round_}"))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        default = registry.get_model("iris").default_version
+        assert default is None or registry.version_exists("iris", default)
+
+
+def _ignore(fn, *args):  # type: ignore[no-untyped-def]
+    try:
+        fn(*args)
+    except RegistryError:
+        pass
+
+
 def test_deleting_the_default_with_others_left_is_refused(registry: Registry) -> None:
     registry.create_model("iris")
     registry.publish_version(_manifest("iris", "v1"))

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from ._base import Store
 from ._errors import AlreadyExists, StorageError
@@ -84,16 +84,20 @@ def _size(path: Path) -> int:
         raise StorageError(f"cannot upload {path}: {exc.strerror}.") from exc
 
 
-def _upload_one(store: Store, path: Path, key: str, size: int, skip_existing: bool) -> bool:
-    """Upload ``path`` to ``key`` unless an object of the same size is there; True if uploaded."""
+def _upload_one(store: Store, path: Path, key: str, size: int, skip_existing: bool, sha256: str | None) -> bool:
+    """Upload ``path`` to ``key`` unless an object of the same size is there; True if uploaded.
+
+    With ``sha256`` the file must still have that digest when it is sent (a file that changed
+    after it was hashed never lands under its old content address).
+    """
     if not skip_existing:
-        store.upload_file(path, key)
+        store.upload_file(path, key, sha256=sha256)
         return True
     current = store.stat(key)
     if current is not None and current.size == size:
         return False
     try:
-        store.upload_file(path, key, if_absent=current is None)  # a wrong-sized object is replaced
+        store.upload_file(path, key, if_absent=current is None, sha256=sha256)  # a wrong-sized object is replaced
     except AlreadyExists:
         return False  # another uploader put it there meanwhile
     return True
@@ -101,13 +105,13 @@ def _upload_one(store: Store, path: Path, key: str, size: int, skip_existing: bo
 
 def upload_many(
     store: Store,
-    items: Sequence[tuple[Path, str]],
+    items: Sequence[tuple[Path, str] | tuple[Path, str, str]],
     *,
     workers: int = 8,
     skip_existing: bool = True,
     progress: bool | None = None,
 ) -> TransferStats:
-    """Upload ``(local path, key)`` pairs in parallel threads and report what was sent.
+    """Upload ``(local path, key)`` or ``(local path, key, sha256)`` items in parallel threads.
 
     With ``skip_existing`` a key that already holds an object of the file's size is skipped: the
     registry's keys are content addresses, so an existing key already has these bytes. Every
@@ -118,17 +122,18 @@ def upload_many(
     """
     if workers < 1:
         raise StorageError(f"upload_many needs at least one worker, got workers={workers}.")
-    sizes = [_size(Path(path)) for path, _ in items]
+    sizes = [_size(Path(item[0])) for item in items]
     bar = _ProgressBar(total_files=len(items), total_bytes=sum(sizes), stream=_progress_stream(progress))
 
-    def task(path: Path, key: str, size: int) -> bool:
-        sent = _upload_one(store, Path(path), key, size, skip_existing)
+    def task(item: tuple[Any, ...], size: int) -> bool:
+        sha256 = item[2] if len(item) > 2 else None
+        sent = _upload_one(store, Path(item[0]), item[1], size, skip_existing, sha256)
         bar.advance(size)
         return sent
 
     workers = min(workers, store.max_workers or workers)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cprsdk-upload") as pool:
-        futures = [pool.submit(task, path, key, size) for (path, key), size in zip(items, sizes)]
+        futures = [pool.submit(task, tuple(item), size) for item, size in zip(items, sizes)]
         wait(futures, return_when=FIRST_EXCEPTION)
         for future in futures:
             future.cancel()  # only those not started yet
