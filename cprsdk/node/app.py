@@ -126,7 +126,7 @@ class Node:
         await send({"type": "http.response.body", "body": response.body})
         elapsed = time.perf_counter() - start
         self.stats.observe(route, response.status, elapsed)
-        if self.options.access_log or response.status >= 500:
+        if self.options.access_log or (response.status >= 500 and route not in ("readyz", "healthz")):
             log.info(json.dumps({"requestId": request_id, "method": scope["method"], "path": scope["path"],
                                  "status": response.status, "ms": round(elapsed * 1000, 3)}))
 
