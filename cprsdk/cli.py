@@ -249,6 +249,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     import os
     import tempfile
 
+    from .node.management import read_token
     from .node.server import ServeOptions, run
 
     flags = {"registry": args.registry, "model_dir": args.model_dir, "packages": args.package,
@@ -264,6 +265,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             poll_interval=args.poll_interval, registry=settings.registry, model_dir=model_dir, sdists=sdists,
             prediction_class=settings.prediction_class, model=args.model, version=args.version_name,
             health_route=os.environ.get("AIP_HEALTH_ROUTE"), predict_route=os.environ.get("AIP_PREDICT_ROUTE"),
+            admin_token=read_token(args.admin_token_file), allowed_prefixes=tuple(args.allow_uri_prefix or ()),
         )
         return run(options, announce=_err)
 
@@ -436,6 +438,11 @@ def _add_node_parsers(sub: Any) -> None:
     p.add_argument("--max-body-mb", type=float, default=1.5, metavar="MB", help="request body limit (default: 1.5)")
     p.add_argument("--poll-interval", type=float, default=2.0, metavar="S", help="registry poll (default: 2)")
     p.add_argument("--access-log", action="store_true", help="log one JSON line per request")
+    p.add_argument("--admin-token-file", metavar="FILE",
+                   help="turn on the management routes (models/versions create, delete, setDefault) for "
+                   "requests bearing this token")
+    p.add_argument("--allow-uri-prefix", action="append", metavar="PREFIX",
+                   help="storage prefix the management routes may point a version at (repeat)")
     p.add_argument("--model-dir", metavar="DIR", help="single-version mode: the model directory")
     p.add_argument("--package", action="append", metavar="SDIST_OR_SRC", help="single-version mode: packages")
     p.add_argument("--prediction-class", metavar="MOD.CLS", help="single-version mode: the class")

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..errors import CprError, RequestError, error_body
 from ..payload import parse_json, split_request
+from .management import Management
 from .metrics import Metrics
 from .protocol import MODE_AIP, MODE_VERTEX
 from .versions import VersionManager
@@ -45,6 +46,12 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(rf"^/v1/projects/{_SEG}/locations/{_SEG}/endpoints/{_SEG}$"), "vertex_endpoint"),
     ("POST", re.compile(rf"^/v1/models/{_SEG}:predict$"), "kserve_predict"),
     ("GET", re.compile(rf"^/v1/models/{_SEG}$"), "kserve_model"),
+    ("POST", re.compile(rf"^/v1/projects/{_SEG}/models$"), "mgmt_create_model"),
+    ("DELETE", re.compile(rf"^/v1/projects/{_SEG}/models/{_SEG}$"), "mgmt_delete_model"),
+    ("POST", re.compile(rf"^/v1/projects/{_SEG}/models/{_SEG}/versions$"), "mgmt_create_version"),
+    ("DELETE", re.compile(rf"^/v1/projects/{_SEG}/models/{_SEG}/versions/{_SEG}$"), "mgmt_delete_version"),
+    ("POST", re.compile(rf"^/v1/projects/{_SEG}/models/{_SEG}/versions/{_SEG}:setDefault$"), "mgmt_set_default"),
+    ("GET", re.compile(rf"^/v1/projects/{_SEG}/operations/{_SEG}$"), "mgmt_operation"),
     ("GET", re.compile(r"^/healthz$"), "healthz"),
     ("GET", re.compile(r"^/readyz$"), "readyz"),
     ("GET", re.compile(r"^/metrics$"), "metrics"),
@@ -56,6 +63,8 @@ _JSON = (b"content-type", b"application/json")
 @dataclass
 class NodeOptions:
     max_body_bytes: int = 1_500_000
+    admin_token: str | None = None  # management routes are off without one
+    allowed_prefixes: tuple[str, ...] = ()  # where management may point a version's artifacts
     access_log: bool = False
     health_route: str | None = None  # AIP_HEALTH_ROUTE
     predict_route: str | None = None  # AIP_PREDICT_ROUTE: Vertex body, the only model's default version
@@ -82,6 +91,7 @@ class Node:
         self.options = options
         self.on_startup = on_startup
         self.stats = Metrics()
+        self.management = Management(manager, options.admin_token, options.allowed_prefixes)
         self.draining = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -244,6 +254,41 @@ class Node:
     async def kserve_model(self, scope: Scope, receive: Receive, model: str) -> _Response:
         version = self.manager.get(model, None)
         return _ok({"name": model, "ready": version.state == "READY"})
+
+    # ---------------------------------------------------------------- management (token)
+
+    async def _mgmt_body(self, scope: Scope, receive: Receive) -> dict[str, Any]:
+        body = parse_json(await self._json_body(scope, receive))
+        if not isinstance(body, dict):
+            raise RequestError(f"The request body must be a JSON object, got {type(body).__name__}.")
+        return body
+
+    async def mgmt_create_model(self, scope: Scope, receive: Receive, project: str) -> _Response:
+        registry = self.management.authorize(dict(scope["headers"]))
+        return _ok(await self.management.create_model(registry, project, await self._mgmt_body(scope, receive)))
+
+    async def mgmt_delete_model(self, scope: Scope, receive: Receive, project: str, model: str) -> _Response:
+        registry = self.management.authorize(dict(scope["headers"]))
+        return _ok(await self.management.delete_model(registry, project, model))
+
+    async def mgmt_create_version(self, scope: Scope, receive: Receive, project: str, model: str) -> _Response:
+        registry = self.management.authorize(dict(scope["headers"]))
+        body = await self._mgmt_body(scope, receive)
+        return _ok(await self.management.create_version(registry, project, model, body))
+
+    async def mgmt_delete_version(self, scope: Scope, receive: Receive, project: str, model: str,
+                                  version: str) -> _Response:
+        registry = self.management.authorize(dict(scope["headers"]))
+        return _ok(await self.management.delete_version(registry, project, model, version))
+
+    async def mgmt_set_default(self, scope: Scope, receive: Receive, project: str, model: str,
+                               version: str) -> _Response:
+        registry = self.management.authorize(dict(scope["headers"]))
+        return _ok(await self.management.set_default(registry, project, model, version))
+
+    async def mgmt_operation(self, scope: Scope, receive: Receive, project: str, op_id: str) -> _Response:
+        self.management.authorize(dict(scope["headers"]))
+        return _ok(self.management.operation(project, op_id))
 
     # ---------------------------------------------------------------- operations
 

@@ -41,6 +41,8 @@ class ServeOptions:
     prediction_class: str | None = None
     model: str = "default"
     version: str = "v1"
+    admin_token: str | None = None
+    allowed_prefixes: tuple[str, ...] = ()
     health_route: str | None = None
     predict_route: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -65,6 +67,7 @@ def build_node(options: ServeOptions) -> Node:
             m.start_watching(options.poll_interval)
 
     node_options = NodeOptions(max_body_bytes=options.max_body_bytes, access_log=options.access_log,
+                               admin_token=options.admin_token, allowed_prefixes=options.allowed_prefixes,
                                health_route=options.health_route, predict_route=options.predict_route)
     return create_app(manager, node_options, on_startup=startup)
 

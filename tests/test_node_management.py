@@ -1,0 +1,136 @@
+"""AI Platform v1 management through Google's `ml` v1 client: a bearer token, allowed prefixes."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cprsdk.cli import main
+from cprsdk.storage import open_store
+from cprsdk.testing import RunningNode, running_node
+
+TOKEN = "a-test-token-that-is-long-enough"
+SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "zerocenterer-sklearn"
+
+
+@pytest.fixture(scope="module")
+def staged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The trained sample's model directory and sdist, staged in a file:// 'bucket'."""
+    root = tmp_path_factory.mktemp("mgmt")
+    project = root / "sample"
+    shutil.copytree(SAMPLE, project, ignore=shutil.ignore_patterns("model", "dist", "sample.jsonl", "__pycache__"))
+    subprocess.run([sys.executable, "train.py"], cwd=project, check=True, capture_output=True)
+    assert main(["package", str(project), "--out", str(root / "dist"), "-q"]) == 0
+    sdist = next((root / "dist").glob("*.tar.gz"))
+    bucket_uri = f"file://{(root / 'bucket').as_posix()}"
+    bucket = open_store(bucket_uri)
+    for path in (project / "model").iterdir():
+        bucket.upload_file(path, f"models/iris/{path.name}")
+    bucket.upload_file(sdist, f"staging/{sdist.name}")
+    return {"bucket": bucket_uri, "origin": f"{bucket_uri}/models/iris", "package": f"{bucket_uri}/staging/{sdist.name}"}
+
+
+@pytest.fixture
+def node(staged: dict[str, Any], tmp_path: Path) -> Iterator[RunningNode]:
+    with running_node(registry=str(tmp_path / "registry"), poll_interval=0.2, wait_ready=False,
+                      admin_token=TOKEN, allowed_prefixes=(staged["bucket"],)) as running:
+        yield running
+
+
+@pytest.fixture
+def ml_client() -> Iterator[Any]:
+    """Builds Google's `ml` v1 client for a node, bearing the admin token; closes its connections."""
+    from google.oauth2.credentials import Credentials
+    from googleapiclient.discovery import build
+
+    built: list[Any] = []
+
+    def make(node: RunningNode) -> Any:
+        built.append(build("ml", "v1", static_discovery=True, client_options={"api_endpoint": node.url},
+                           credentials=Credentials(token=TOKEN)))
+        return built[-1]
+
+    yield make
+    for client in built:
+        client.close()
+
+
+def _post(node: RunningNode, path: str, body: dict[str, Any], token: str | None) -> tuple[int, str]:
+    import json
+    import urllib.error
+    import urllib.request
+
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+    request = urllib.request.Request(node.url + path, data=json.dumps(body).encode(), headers=headers)
+    try:
+        with urllib.request.urlopen(request) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, exc.read().decode()
+
+
+def _wait_done(ml: Any, operation: dict[str, Any]) -> dict[str, Any]:
+    deadline = time.monotonic() + 120
+    while not operation.get("done"):
+        assert time.monotonic() < deadline, operation
+        time.sleep(0.2)
+        operation = ml.projects().operations().get(name=operation["name"]).execute()
+    return operation
+
+
+def test_create_predict_set_default_delete_with_the_ml_client(node: RunningNode, staged: dict[str, Any],
+                                                              ml_client: Any) -> None:
+    ml = ml_client(node)
+    model = ml.projects().models().create(parent="projects/p", body={"name": "iris"}).execute()
+    assert model["name"] == "projects/p/models/iris"
+    body = {"name": "v1", "deploymentUri": staged["origin"], "packageUris": [staged["package"]],
+            "predictionClass": "predictor.MyPredictor", "runtimeVersion": "1.15", "pythonVersion": "3.7",
+            "machineType": "mls1-c1-m2", "framework": "SCIKIT_LEARN"}
+    operation = ml.projects().models().versions().create(parent="projects/p/models/iris", body=body).execute()
+    assert operation["name"].startswith("projects/p/operations/")
+    done = _wait_done(ml, operation)
+    assert "error" not in done, done
+    versions = ml.projects().models().versions()
+    deadline = time.monotonic() + 120
+    while versions.get(name="projects/p/models/iris/versions/v1").execute()["state"] != "READY":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    answer = ml.projects().predict(name="projects/p/models/iris", body={"instances": [[6.7, 3.0, 5.2, 2.3]]}).execute()
+    assert answer == {"predictions": ["virginica"]}
+
+    operation = versions.create(parent="projects/p/models/iris", body={**body, "name": "v2"}).execute()
+    assert "error" not in _wait_done(ml, operation)
+    resource = versions.setDefault(name="projects/p/models/iris/versions/v2", body={}).execute()
+    assert resource["isDefault"] is True
+    listed = versions.list(parent="projects/p/models/iris").execute()["versions"]
+    assert {v["name"].rsplit("/", 1)[1]: v["isDefault"] for v in listed} == {"v1": False, "v2": True}
+    assert _wait_done(ml, versions.delete(name="projects/p/models/iris/versions/v1").execute())["done"]
+
+
+def test_management_needs_the_token(node: RunningNode) -> None:
+    for token in (None, "wrong-token-of-enough-length"):
+        status, text = _post(node, "/v1/projects/p/models", {"name": "iris"}, token)
+        assert status == 401 and "A valid bearer token is required" in text
+    assert _post(node, "/v1/projects/p/models", {"name": "iris"}, TOKEN)[0] == 200
+
+
+def test_artifacts_outside_the_allowed_prefixes_are_refused(node: RunningNode, tmp_path: Path) -> None:
+    assert _post(node, "/v1/projects/p/models", {"name": "iris"}, TOKEN)[0] == 200
+    body = {"name": "v1", "deploymentUri": f"file://{tmp_path.as_posix()}/elsewhere",
+            "packageUris": ["gs://other/x.tar.gz"], "predictionClass": "predictor.MyPredictor"}
+    status, text = _post(node, "/v1/projects/p/models/iris/versions", body, TOKEN)
+    assert status == 403 and "is not under an allowed prefix" in text
+
+
+def test_management_is_off_without_a_token(tmp_path: Path) -> None:
+    with running_node(registry=str(tmp_path / "registry"), wait_ready=False) as plain:
+        status, text = _post(plain, "/v1/projects/p/models", {"name": "iris"}, TOKEN)
+    assert status == 403 and "--admin-token-file" in text
