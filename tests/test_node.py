@@ -206,3 +206,20 @@ def test_load_failures_and_load_timeout_mark_the_version_failed(behaviours_dir: 
 def test_user_prints_do_not_break_frames(behaviours_dir: Path) -> None:
     with _node(behaviours_dir, "prints.Prints") as node:
         assert node.client.predict("default", [1, 2, 3]) == [3]
+
+
+def test_a_full_queue_answers_503_at_once(behaviours_dir: Path) -> None:
+    import threading
+    import time
+
+    with _node(behaviours_dir, "hangs.Hangs", max_pending=1) as node:
+        slow = threading.Thread(target=lambda: _raw(node, "POST", PREDICT, b'{"instances": [2]}'))
+        slow.start()
+        time.sleep(0.3)
+        start = time.monotonic()
+        status, body, _ = _raw(node, "POST", PREDICT, b'{"instances": [0]}')
+        elapsed = time.monotonic() - start
+        slow.join()
+    assert status == 503 and body["error"]["status"] == "UNAVAILABLE"
+    assert "requests waiting; try again shortly" in body["error"]["message"]
+    assert elapsed < 1.0  # answered without waiting for the slow request

@@ -163,3 +163,27 @@ def test_sigterm_drains_in_flight_requests_and_exits_zero(tmp_path: Path, capsys
         if proc.poll() is None:
             proc.kill()
         proc.communicate(timeout=10)
+
+
+def _with_requirements(root: Path, name: str, dependencies: list[str]) -> Path:
+    project = _project(root, name, TWIN.format(label=name))
+    (project / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n\n'
+        f'[project]\nname = "{name}"\nversion = "0.1"\ndependencies = {json.dumps(dependencies)}\n\n'
+        '[tool.setuptools]\npy-modules = ["predictor"]\n\n'
+        '[tool.cprsdk]\nprediction_class = "predictor.MyPredictor"\n')
+    (project / "cprsdk.toml").unlink()
+    return project
+
+
+def test_declared_requirements_are_met_or_the_version_fails_naming_them(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    registry = str(tmp_path / "registry")
+    _deploy(_with_requirements(tmp_path, "needs_numpy", ["numpy>=1.0"]), registry, "reqs", "met")
+    _deploy(_with_requirements(tmp_path, "needs_ghost", ["cprsdk-test-no-such-distribution==9.9.9"]),
+            registry, "reqs", "unmet")
+    capsys.readouterr()
+    with running_node(registry=registry, poll_interval=0.2) as node:
+        _wait(lambda: _state(node, "reqs", "unmet")["state"] == "FAILED", timeout=180)
+        assert node.client.predict("reqs", [1], version="met") == ["needs_numpy"]
+        message = _state(node, "reqs", "unmet")["errorMessage"]
+        assert "requires cprsdk-test-no-such-distribution==9.9.9, which could not be installed" in message

@@ -23,6 +23,7 @@ from typing import Any
 from ..errors import CprError, RegistryError, RequestError
 from ..installer import cache_dir, cached_site
 from ..registry import Registry, fetch_version
+from ..requirements import ensure_requirements
 from .workers import WorkerPool, WorkerSpec
 
 __all__ = ["Version", "VersionManager"]
@@ -138,7 +139,8 @@ class VersionManager:
         try:
             model_dir, sdists = await asyncio.to_thread(fetch)
             site, _ = await asyncio.to_thread(cached_site, sdists, root=self.cache)
-            spec = WorkerSpec(version.model, version.name, (str(site),), version.manifest["predictionClass"],
+            sites = tuple(str(p) for p in await asyncio.to_thread(ensure_requirements, site))
+            spec = WorkerSpec(version.model, version.name, sites, version.manifest["predictionClass"],
                               str(model_dir))
             pool = WorkerPool(spec, size=self.workers, max_pending=self.max_pending,
                               predict_timeout=self.predict_timeout, load_timeout=self.load_timeout)
