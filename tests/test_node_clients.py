@@ -312,11 +312,6 @@ class MyPredictor:
 '''
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Workers share the front process's process group and keep Python's default SIGINT/SIGTERM handling, "
-    "so a signal sent to the group (Ctrl-C in a terminal, systemd's default KillMode=control-group, "
-    "`timeout`) kills them at once: the in-flight request gets a 500 and a replacement worker is started "
-    "during shutdown (cprsdk/node/workers.py Worker.start / WorkerPool._replace_when_exited)."))
 def test_a_signal_to_the_whole_process_group_still_drains_in_flight_requests(tmp_path: Path) -> None:
     import threading
 

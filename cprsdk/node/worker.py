@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import traceback
 from typing import Any, BinaryIO
@@ -70,6 +71,10 @@ def serve_frames(predictor: Any, version: str, inp: BinaryIO, out_fd: int) -> No
 
 
 def main() -> None:
+    # The front process decides when a worker ends (it closes the pipe once in-flight requests are
+    # answered); a SIGTERM or Ctrl-C sent to the whole process group must not cut requests short.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     spec = json.loads(sys.argv[1])
     out_fd = os.dup(1)
     os.dup2(2, 1)
