@@ -110,12 +110,24 @@ def _cmd_local_predict(args: argparse.Namespace) -> int:
     flags = {"model_dir": args.model_dir, "packages": args.package, "prediction_class": args.prediction_class}
     try:
         settings = load_settings(".", flags)
-        body = read_request(json_instances=args.json_instances, json_request=args.json_request,
-                            text_instances=args.text_instances, kwargs=args.kwargs)
-        result = local_predict(settings, body)
+        formatter, formatter_args = _formatter(args)
+        if args.raw is not None:
+            result = local_predict(settings, None, raw=_read_bytes(args.raw), content_type=args.content_type,
+                                   accept=args.accept or "", formatter=formatter, formatter_args=formatter_args)
+        else:
+            body = read_request(json_instances=args.json_instances, json_request=args.json_request,
+                                text_instances=args.text_instances, kwargs=args.kwargs)
+            result = local_predict(settings, body, formatter=formatter, formatter_args=formatter_args)
     except CprError as exc:  # the envelope on stdout too, as for a predictor's own errors
         print(json.dumps(error_body(exc.status_code, str(exc))))
         raise
+    if result.raw is not None:
+        if result.log and args.verbose:
+            _err(result.log.rstrip())
+        _err(f"Content-Type: {result.content_type}")
+        sys.stdout.buffer.write(result.raw)
+        sys.stdout.flush()
+        return 0
     if result.log and (args.verbose or not result.ok):
         _err(result.log.rstrip())
     if args.timings:
@@ -147,6 +159,11 @@ _DEPLOY_KEYS = ("prediction_class", "model_dir", "registry", "max_code_mb", "max
                 "allow_unsafe_pickles", "isolated", "name", "version")
 
 
+def _formatter_fields(args: argparse.Namespace) -> dict[str, Any]:
+    name, values = _formatter(args)
+    return {"outputFormatter": name, "formatterArgs": values or {}} if name else {}
+
+
 def _cmd_deploy(args: argparse.Namespace) -> int:
     from .deploy import DeployRequest, deploy, wait_for_version
 
@@ -158,6 +175,7 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
         origin=args.origin, package_uris=tuple(u for u in (args.package_uris or "").split(",") if u),
         set_default=args.set_default, description=args.description or "",
         runtime_version=args.runtime_version, python_version=args.python_version, labels=_labels(args.labels),
+        extra=_formatter_fields(args),
     )
     if args.wait and not args.endpoint:
         raise ConfigError("--wait needs --endpoint URL (the node to ask); nothing was deployed.")
@@ -265,6 +283,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             max_body_bytes=int(args.max_body_mb * 1_000_000), access_log=args.access_log,
             poll_interval=args.poll_interval, registry=settings.registry, model_dir=model_dir, sdists=sdists,
             prediction_class=settings.prediction_class, model=args.model, version=args.version_name,
+            extra=_formatter_fields(args),
             health_route=os.environ.get("AIP_HEALTH_ROUTE"), predict_route=os.environ.get("AIP_PREDICT_ROUTE"),
             admin_token=read_token(args.admin_token_file), allowed_prefixes=tuple(args.allow_uri_prefix or ()),
         )
@@ -298,11 +317,52 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from .client import NodeClient
     from .local import read_request
 
+    client = NodeClient(args.endpoint)
+    if args.raw is not None:
+        status, data, content_type = client.raw_predict(args.model, _read_bytes(args.raw), args.content_type,
+                                                        version=args.version_name, accept=args.accept)
+        _err(f"Content-Type: {content_type}")
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return 0 if status < 300 else 1
     body = read_request(json_instances=args.json_instances, json_request=args.json_request,
                         text_instances=args.text_instances, kwargs=args.kwargs)
-    response = NodeClient(args.endpoint).predict_body(args.model, body, args.version_name)
+    response = client.predict_body(args.model, body, args.version_name)
     print(json.dumps(response.body))
     return 0 if response.ok else 1
+
+
+def _read_bytes(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"Cannot read {path}: {exc.strerror}.") from None
+
+
+def _formatter(args: argparse.Namespace) -> tuple[str | None, dict[str, Any] | None]:
+    from .formats import validate_formatter
+
+    name = getattr(args, "output_formatter", None)
+    text = getattr(args, "formatter_args", None)
+    values = None
+    if text is not None:
+        try:
+            values = json.loads(text)
+        except ValueError:
+            raise ConfigError(f"--formatter-args must be a JSON object, got {text!r}.") from None
+        if not isinstance(values, dict):
+            raise ConfigError(f"--formatter-args must be a JSON object, got {text!r}.")
+    validate_formatter(name, values)
+    return name, values
+
+
+def _add_formatter_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--output-formatter", choices=("raw", "classification"),
+                   help="canned output formatter for hook-style modules")
+    p.add_argument("--formatter-args", metavar="JSON",
+                   help='formatter arguments, e.g. \'{"num_preds": 3, "label": true}\'')
 
 
 def _cmd_not_yet(args: argparse.Namespace) -> int:
@@ -359,7 +419,11 @@ def _add_local_parser(sub: Any) -> None:
     group.add_argument("--json-instances", metavar="FILE", help="one JSON instance per line ('-' for stdin)")
     group.add_argument("--json-request", metavar="FILE", help='a whole request body {"instances": [...], ...}')
     group.add_argument("--text-instances", metavar="FILE", help="one string instance per line")
+    group.add_argument("--raw", metavar="FILE", help="a raw body (an image, CSV ...) as :rawPredict takes it")
+    p.add_argument("--content-type", default="application/json", help="with --raw: its media type")
+    p.add_argument("--accept", help="with --raw: the media type wanted back")
     p.add_argument("--kwargs", metavar="JSON", help="extra request fields passed to predict, as a JSON object")
+    _add_formatter_flags(p)
     p.add_argument("--timings", action="store_true", help="print where the time went, on stderr")
     p.add_argument("-v", "--verbose", action="store_true", help="show the predictor's own output")
     p.set_defaults(func=_cmd_local_predict)
@@ -392,6 +456,7 @@ def _add_registry_parsers(sub: Any) -> None:
     p.add_argument("--description", help="free text recorded in the manifest")
     p.add_argument("--labels", metavar="K=V,...", help="labels recorded in the manifest")
     p.add_argument("--set-default", action="store_true", help="make this version the model's default")
+    _add_formatter_flags(p)
     p.add_argument("--max-code-mb", type=float, metavar="MB", help="code quota (default: 250)")
     p.add_argument("--max-model-mb", type=float, metavar="MB", help="model directory quota (default: 250)")
     p.add_argument("--max-model-files", type=int, metavar="N", help="model file-count quota (default: 1000)")
@@ -449,6 +514,7 @@ def _add_node_parsers(sub: Any) -> None:
     p.add_argument("--prediction-class", metavar="MOD.CLS", help="single-version mode: the class")
     p.add_argument("--model", default="default", help="single-version mode: model name (default: default)")
     p.add_argument("--version", dest="version_name", default="v1", help="single-version mode: version (default: v1)")
+    _add_formatter_flags(p)
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("predict", help="send a prediction request to a node",
@@ -460,6 +526,9 @@ def _add_node_parsers(sub: Any) -> None:
     group.add_argument("--json-instances", metavar="FILE", help="one JSON instance per line ('-' for stdin)")
     group.add_argument("--json-request", metavar="FILE", help='a whole request body {"instances": [...], ...}')
     group.add_argument("--text-instances", metavar="FILE", help="one string instance per line")
+    group.add_argument("--raw", metavar="FILE", help="a raw body, sent to :rawPredict")
+    p.add_argument("--content-type", default="application/json", help="with --raw: its media type")
+    p.add_argument("--accept", help="with --raw: the media type wanted back")
     p.add_argument("--kwargs", metavar="JSON", help="extra request fields, as a JSON object")
     p.set_defaults(func=_cmd_predict)
 

@@ -65,5 +65,22 @@ class NodeClient:
             raise exc
         return response.body["predictions"]
 
+    def raw_predict(self, model: str, data: bytes, content_type: str, *, version: str | None = None,
+                    accept: str | None = None) -> tuple[int, bytes, str]:
+        """POST a raw body to ``:rawPredict``; (status, body, content type)."""
+        path = f"/v1/projects/{self.project}/models/{model}"
+        path += f"/versions/{version}:rawPredict" if version else ":rawPredict"
+        headers = {"Content-Type": content_type, **({"Accept": accept} if accept else {})}
+        req = urllib.request.Request(f"{self.endpoint}{path}", data=data, method="POST", headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                return resp.status, resp.read(), resp.headers.get("content-type", "")
+        except urllib.error.HTTPError as exc:
+            with exc:
+                return exc.code, exc.read(), exc.headers.get("content-type", "")
+        except (urllib.error.URLError, OSError) as exc:
+            raise CprError(f"No prediction node answered at {self.endpoint} ({getattr(exc, 'reason', exc)}).",
+                           hint="Start one with `cprsdk serve`, or pass --endpoint URL.") from None
+
     def version(self, model: str, version: str) -> NodeResponse:
         return self.request("GET", f"/v1/projects/{self.project}/models/{model}/versions/{version}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ class LocalResult:
     body: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
     log: str = ""
+    raw: bytes | None = None  # the answer to a raw request
+    content_type: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -105,8 +108,14 @@ def _sdists(settings: Settings, work: Path, wheels: dict[Path, Path]) -> list[Pa
     return found
 
 
-def local_predict(settings: Settings, body: dict[str, Any], *, timeout: float | None = None) -> LocalResult:
-    """Install the packages as a node would, then ``from_path`` + ``predict`` in a fresh process."""
+def local_predict(settings: Settings, body: dict[str, Any] | None, *, timeout: float | None = None,
+                  raw: bytes | None = None, content_type: str = "application/json", accept: str = "",
+                  formatter: str | None = None, formatter_args: dict[str, Any] | None = None) -> LocalResult:
+    """Install the packages as a node would, then load and predict in a fresh process.
+
+    ``body`` is a JSON request (``:predict``); or ``raw`` bytes with their content type
+    (``:rawPredict``, for SageMaker and hook-style predictors).
+    """
     if not settings.prediction_class:
         raise ConfigError("No prediction class is set.",
                           hint="Pass --prediction-class module.Class, or set prediction_class in [tool.cprsdk].")
@@ -124,14 +133,17 @@ def local_predict(settings: Settings, body: dict[str, Any], *, timeout: float | 
         start = time.perf_counter()
         site, _ = cached_site(sdists, wheels=wheels)
         timings["install"] = time.perf_counter() - start
-        answer = run_job(
-            {"kind": "predict", "sites": [str(site)], "prediction_class": settings.prediction_class,
-             "model_dir": str(settings.model_dir), "body": body},
-            cwd=work, timeout=timeout,
-        )
+        job: dict[str, Any] = {"kind": "predict", "sites": [str(site)], "prediction_class": settings.prediction_class,
+                               "model_dir": str(settings.model_dir), "body": body, "formatter": formatter,
+                               "formatter_args": formatter_args or {}}
+        if raw is not None:
+            job.update(raw=base64.b64encode(raw).decode(), content_type=content_type, accept=accept)
+        answer = run_job(job, cwd=work, timeout=timeout)
     timings.update(answer.get("timings", {}))
     log = answer.get("log", "")
     if answer.get("log_tail"):
         log = log or answer["log_tail"]
-    return LocalResult(status=int(answer["status"]), body=answer["body"], timings=timings, log=log)
+    raw_answer = base64.b64decode(answer["raw"]) if "raw" in answer else None
+    return LocalResult(status=int(answer["status"]), body=answer.get("body", {}), timings=timings, log=log,
+                       raw=raw_answer, content_type=answer.get("content_type"))
 

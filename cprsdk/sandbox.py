@@ -100,12 +100,12 @@ def _resolve_ref(module_name: str, name: str, sites: list[str]) -> dict[str, Any
 
 
 def _check(job: dict[str, Any]) -> dict[str, Any]:
-    from .predictor import import_prediction_class
+    from .adapters import resolve_style
 
     answer: dict[str, Any] = {"status": 200, "class": None, "references": []}
     if job.get("prediction_class"):
         try:
-            import_prediction_class(job["prediction_class"])
+            resolve_style(job["prediction_class"])
             answer["class"] = {"status": "ok"}
         except CprError as exc:
             answer["class"] = {"status": "error", "message": exc.message, "hint": exc.hint}
@@ -114,20 +114,27 @@ def _check(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def _predict(job: dict[str, Any]) -> dict[str, Any]:
-    from .payload import dumps_response, split_request
-    from .predictor import import_prediction_class, load_predictor
+    import base64
+
+    from .adapters import load_adapter, resolve_style
 
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    import_prediction_class(job["prediction_class"])
+    resolve_style(job["prediction_class"])
     timings["import"] = time.perf_counter() - start
     start = time.perf_counter()
-    instance = load_predictor(job["prediction_class"], job["model_dir"])
+    adapter = load_adapter(job["prediction_class"], job["model_dir"], formatter=job.get("formatter"),
+                           formatter_args=job.get("formatter_args"))
     timings["from_path"] = time.perf_counter() - start
-    instances, kwargs = split_request(job["body"])
     start = time.perf_counter()
     try:
-        predictions = instance.predict(instances, **kwargs)
+        if "raw" in job:
+            data, content_type = adapter.handle_raw(base64.b64decode(job["raw"]), job["content_type"],
+                                                    job.get("accept") or "")
+            answer: dict[str, Any] = {"status": 200, "raw": base64.b64encode(data).decode(),
+                                      "content_type": content_type}
+        else:
+            answer = {"status": 200, "body": json.loads(adapter.handle_json(job["body"], vertex=False, version=""))}
     except CprError:
         raise
     except Exception as exc:
@@ -135,8 +142,7 @@ def _predict(job: dict[str, Any]) -> dict[str, Any]:
         message = f"Prediction failed: {type(exc).__name__}: {exc}"
         return {"status": 500, "body": error_body(500, message), "timings": timings}
     timings["predict"] = time.perf_counter() - start
-    body = json.loads(dumps_response(predictions))
-    return {"status": 200, "body": body, "timings": timings}
+    return {**answer, "timings": timings}
 
 
 def _child_main() -> None:

@@ -21,7 +21,7 @@ from ..errors import CprError, RequestError, error_body
 from ..payload import parse_json, split_request
 from .management import Management
 from .metrics import Metrics
-from .protocol import MODE_AIP, MODE_VERTEX
+from .protocol import MODE_AIP, MODE_RAW, MODE_VERTEX, raw_body, split_raw
 from .versions import VersionManager
 from .workers import Overloaded
 
@@ -38,6 +38,10 @@ _SEG = r"([^/:]+)"
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("POST", re.compile(rf"^/v1/projects/{_SEG}/models/{_SEG}/versions/{_SEG}:predict$"), "aip_predict"),
     ("POST", re.compile(rf"^/v1/projects/{_SEG}/models/{_SEG}:predict$"), "aip_predict_default"),
+    ("POST", re.compile(rf"^/v1/projects/{_SEG}/models/{_SEG}/versions/{_SEG}:rawPredict$"), "aip_raw_predict"),
+    ("POST", re.compile(rf"^/v1/projects/{_SEG}/models/{_SEG}:rawPredict$"), "aip_raw_predict_default"),
+    ("POST", re.compile(r"^/invocations$"), "invocations"),
+    ("GET", re.compile(r"^/ping$"), "ping"),
     ("GET", re.compile(rf"^/v1/projects/{_SEG}/models/{_SEG}/versions/{_SEG}$"), "aip_version"),
     ("GET", re.compile(rf"^/v1/projects/{_SEG}/models/{_SEG}/versions$"), "aip_versions"),
     ("GET", re.compile(rf"^/v1/projects/{_SEG}/models/{_SEG}$"), "aip_model"),
@@ -163,7 +167,10 @@ class Node:
         if content_type != b"application/json":
             raise RequestError(
                 f"Content-Type must be application/json, got {content_type.decode('latin-1') or 'none'}.",
-                status_code=415, hint="Send the body as JSON with Content-Type: application/json.")
+                status_code=415, hint="Send the body as JSON with Content-Type: application/json, or use :rawPredict.")
+        return await self._body(receive)
+
+    async def _body(self, receive: Receive) -> bytes:
         limit = self.options.max_body_bytes
         chunks, size = [], 0
         while True:
@@ -193,6 +200,45 @@ class Node:
         except Overloaded as exc:
             return _error(exc)
         return _Response(status, answer)
+
+    async def _raw_predict(self, scope: Scope, receive: Receive, model: str, version: str | None) -> _Response:
+        headers = dict(scope["headers"])
+        meta = json.dumps({"contentType": headers.get(b"content-type", b"").decode("latin-1"),
+                           "accept": headers.get(b"accept", b"").decode("latin-1")}).encode()
+        body = await self._body(receive)
+        target = self.manager.ready_version(model, version)
+        assert target.pool is not None
+        try:
+            status, answer = await target.pool.predict(raw_body(meta, body), MODE_RAW)
+        except Overloaded as exc:
+            return _error(exc)
+        if status != 200:
+            return _Response(status, answer)
+        content_type, data = split_raw(answer)
+        return _Response(status, data, content_type or b"application/octet-stream")
+
+    async def aip_raw_predict(self, scope: Scope, receive: Receive, project: str, model: str,
+                              version: str) -> _Response:
+        return await self._raw_predict(scope, receive, model, version)
+
+    async def aip_raw_predict_default(self, scope: Scope, receive: Receive, project: str, model: str) -> _Response:
+        return await self._raw_predict(scope, receive, model, None)
+
+    def _only_version(self) -> tuple[str, str]:
+        live = [key for key, v in self.manager.versions.items() if v.state != "DELETING"]
+        if len(live) != 1:
+            raise RequestError(f"/invocations and /ping need a node with exactly one version; this one has {len(live)}.",
+                               status_code=404, hint="Use the :rawPredict route of the version you mean.")
+        return live[0]
+
+    async def invocations(self, scope: Scope, receive: Receive) -> _Response:
+        model, version = self._only_version()
+        return await self._raw_predict(scope, receive, model, version)
+
+    async def ping(self, scope: Scope, receive: Receive) -> _Response:
+        model, version = self._only_version()
+        state = self.manager.versions[(model, version)].state
+        return _Response(200 if state == "READY" else 503, json.dumps({"status": state}).encode())
 
     # ---------------------------------------------------------------- predict routes
 

@@ -15,13 +15,29 @@ from __future__ import annotations
 
 import struct
 
-__all__ = ["MODE_AIP", "MODE_VERTEX", "LENGTH", "REQUEST_HEAD", "RESPONSE_HEAD", "request_frame", "response_frame"]
+__all__ = ["MODE_AIP", "MODE_RAW", "MODE_VERTEX", "LENGTH", "RAW_HEAD", "REQUEST_HEAD", "RESPONSE_HEAD", "raw_body",
+           "request_frame", "response_frame", "split_raw"]
 
 MODE_AIP = 0
 MODE_VERTEX = 1
+MODE_RAW = 2  # body: u16 length + JSON {"contentType", "accept"} + the raw bytes; the answer's body:
+#               u16 length + its content type + its bytes
 LENGTH = struct.Struct(">I")
 REQUEST_HEAD = struct.Struct(">IB")
 RESPONSE_HEAD = struct.Struct(">IH")
+
+
+RAW_HEAD = struct.Struct(">H")
+
+
+def raw_body(meta: bytes, data: bytes) -> bytes:
+    """A raw-mode body: the JSON metadata (content types) then the bytes."""
+    return RAW_HEAD.pack(len(meta)) + meta + data
+
+
+def split_raw(body: bytes) -> tuple[bytes, bytes]:
+    (size,) = RAW_HEAD.unpack_from(body)
+    return body[RAW_HEAD.size:RAW_HEAD.size + size], body[RAW_HEAD.size + size:]
 
 
 def request_frame(request_id: int, mode: int, body: bytes) -> bytes:

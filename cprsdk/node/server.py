@@ -61,7 +61,7 @@ def build_node(options: ServeOptions) -> Node:
 
         async def startup(m: VersionManager) -> None:
             m.add_local(options.model, options.version, model_dir=options.model_dir,  # type: ignore[arg-type]
-                        sdists=options.sdists, prediction_class=options.prediction_class or "")
+                        sdists=options.sdists, prediction_class=options.prediction_class or "", extra=options.extra)
     else:
         async def startup(m: VersionManager) -> None:
             m.start_watching(options.poll_interval)

@@ -78,9 +78,9 @@ class VersionManager:
     # ---------------------------------------------------------------- sources
 
     def add_local(self, model: str, name: str, *, model_dir: Path, sdists: Sequence[Path],
-                  prediction_class: str) -> Version:
-        """Serve one version from local files (no registry)."""
-        manifest = {"model": model, "name": name, "predictionClass": prediction_class,
+                  prediction_class: str, extra: dict[str, Any] | None = None) -> Version:
+        """Serve one version from local files (no registry); ``extra`` adds manifest fields."""
+        manifest = {**(extra or {}), "model": model, "name": name, "predictionClass": prediction_class,
                     "deploymentUri": str(model_dir), "packageUris": [str(s) for s in sdists]}
         version = Version(model, name, manifest)
         self.versions[(model, name)] = version
@@ -140,8 +140,9 @@ class VersionManager:
             model_dir, sdists = await asyncio.to_thread(fetch)
             site, _ = await asyncio.to_thread(cached_site, sdists, root=self.cache)
             sites = tuple(str(p) for p in await asyncio.to_thread(ensure_requirements, site))
-            spec = WorkerSpec(version.model, version.name, sites, version.manifest["predictionClass"],
-                              str(model_dir))
+            manifest = version.manifest
+            spec = WorkerSpec(version.model, version.name, sites, manifest["predictionClass"], str(model_dir),
+                              manifest.get("outputFormatter"), tuple(sorted((manifest.get("formatterArgs") or {}).items())))
             pool = WorkerPool(spec, size=self.workers, max_pending=self.max_pending,
                               predict_timeout=self.predict_timeout, load_timeout=self.load_timeout)
             await pool.start()

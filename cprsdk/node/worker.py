@@ -15,8 +15,7 @@ import traceback
 from typing import Any, BinaryIO
 
 from ..errors import CprError, PredictionError, RequestError, error_body
-from ..payload import dumps_response, split_request
-from .protocol import LENGTH, MODE_VERTEX, REQUEST_HEAD, response_frame
+from .protocol import LENGTH, MODE_RAW, MODE_VERTEX, REQUEST_HEAD, raw_body, response_frame, split_raw
 
 __all__ = ["serve_frames"]
 
@@ -25,27 +24,20 @@ def _error(code: int, message: str) -> tuple[int, bytes]:
     return code, json.dumps(error_body(code, message)).encode()
 
 
-def _arguments(body: bytes, mode: int) -> tuple[list[Any], dict[str, Any]]:
-    data = json.loads(body)
-    if mode != MODE_VERTEX:
-        return split_request(data)
-    instances, _ = split_request(data)
-    parameters = data.get("parameters") or {}
-    if not isinstance(parameters, dict):
-        raise RequestError(f'"parameters" must be an object, got {type(parameters).__name__}.')
-    return instances, parameters
+def _raw(adapter: Any, body: bytes) -> tuple[int, bytes]:
+    meta, data = split_raw(body)
+    info = json.loads(meta)
+    answer, content_type = adapter.handle_raw(data, info.get("contentType", ""), info.get("accept", ""))
+    return 200, raw_body(content_type.encode(), answer)
 
 
-def _answer(predictor: Any, body: bytes, mode: int, version: str) -> tuple[int, bytes]:
+def _answer(adapter: Any, body: bytes, mode: int, version: str) -> tuple[int, bytes]:
     try:
-        instances, kwargs = _arguments(body, mode)
-        predictions = predictor.predict(instances, **kwargs)
-        extra = {"deployedModelId": version} if mode == MODE_VERTEX else None
-        return 200, dumps_response(predictions, extra=extra)
-    except (PredictionError, RequestError) as exc:
-        return _error(exc.status_code, exc.message)
+        if mode == MODE_RAW:
+            return _raw(adapter, body)
+        return 200, adapter.handle_json(json.loads(body), vertex=mode == MODE_VERTEX, version=version)
     except CprError as exc:
-        return _error(exc.status_code, str(exc))
+        return _error(exc.status_code, exc.message if isinstance(exc, (PredictionError, RequestError)) else str(exc))
     except Exception as exc:
         traceback.print_exc()
         return _error(500, f"Prediction failed: {type(exc).__name__}: {exc}")
@@ -82,10 +74,11 @@ def main() -> None:
     sys.path[:] = [p for p in sys.path if p not in ("", os.getcwd())]
     sys.path[:0] = spec["sites"]
     sys.argv = [spec["prediction_class"]]
-    from ..predictor import load_predictor
+    from ..adapters import load_adapter
 
     try:
-        predictor = load_predictor(spec["prediction_class"], spec["model_dir"])
+        predictor = load_adapter(spec["prediction_class"], spec["model_dir"], formatter=spec.get("formatter"),
+                                 formatter_args=spec.get("formatter_args"))
     except CprError as exc:
         if exc.__cause__ is not None:
             traceback.print_exception(exc.__cause__)

@@ -50,10 +50,13 @@ class WorkerSpec:
     sites: tuple[str, ...]
     prediction_class: str
     model_dir: str
+    formatter: str | None = None
+    formatter_args: tuple[tuple[str, Any], ...] = ()
 
     def argv(self) -> list[str]:
         spec = {"sites": list(self.sites), "prediction_class": self.prediction_class,
-                "model_dir": self.model_dir, "version": self.version}
+                "model_dir": self.model_dir, "version": self.version, "formatter": self.formatter,
+                "formatter_args": dict(self.formatter_args)}
         return [sys.executable, "-I", "-c", _BOOT.format(root=_ROOT), json.dumps(spec)]
 
 
