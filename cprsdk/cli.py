@@ -547,7 +547,10 @@ def _parser() -> argparse.ArgumentParser:
                        description="Create DIR with a train script, a predictor, a pickled preprocessor, "
                        "a test and [tool.cprsdk] settings.")
     p.add_argument("dir", help="the new project folder")
-    p.add_argument("--template", default="sklearn", help="sklearn (default) or keras")
+    from .templating import available_templates
+
+    p.add_argument("--template", default="sklearn",
+                   help=f"one of {', '.join(available_templates())} (default: sklearn)")
     p.set_defaults(func=_cmd_init)
     _add_package_parser(sub)
     _add_local_parser(sub)

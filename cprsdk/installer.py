@@ -221,8 +221,8 @@ def _unpack_wheel(wheel: Path, target: Path) -> None:
             parts = PurePosixPath(info.filename).parts
             if not parts or info.is_dir():
                 continue
-            if parts[0].endswith(".data"):
-                if len(parts) < 3 or parts[1] not in ("purelib", "platlib"):
+            if parts[0].endswith(".data"):  # data files land beside the modules, like purelib
+                if len(parts) < 3 or parts[1] not in ("purelib", "platlib", "data"):
                     continue
                 parts = parts[2:]
             if ".." in parts or PurePosixPath(info.filename).is_absolute():

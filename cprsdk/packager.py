@@ -114,6 +114,28 @@ def _copy_project(src: Path, dest: Path, skip: set[Path]) -> None:
     shutil.copytree(src, dest, ignore=ignore, symlinks=False)
 
 
+_NOT_SHIPPED = frozenset({"pyproject.toml", "cprsdk.toml", "setup.cfg", "requirements.txt", "MANIFEST.in"})
+
+
+def _requirements_txt(path: Path) -> list[str]:
+    """The requirements a bare folder declares in requirements.txt (options and comments skipped)."""
+    if not path.is_file():
+        return []
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    found = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        text = line.split(" #", 1)[0].strip()
+        if not text or text.startswith(("#", "-")):
+            continue
+        try:
+            found.append(str(Requirement(text)))
+        except InvalidRequirement as exc:
+            raise ConfigError(f"requirements.txt line {number}: {text!r} is not a requirement ({exc}).",
+                              hint="Use the name[extras]specifier form, e.g. numpy>=1.24.") from None
+    return found
+
+
 def _bare_layout(root: Path, settings: Settings) -> tuple[str, str]:
     name = settings.name or settings.project_dir.name
     if not _NAME_RE.match(name):
@@ -144,11 +166,18 @@ def _bare_layout(root: Path, settings: Settings) -> tuple[str, str]:
             f"{settings.project_dir} has no Python modules to package.",
             hint="Put your predictor module (for example predictor.py) in that folder.",
         )
+    extra_files = sorted(
+        p.name for p in root.iterdir()
+        if p.is_file() and p.suffix not in (".py", ".pyc") and not p.name.startswith(".")
+        and p.name not in _NOT_SHIPPED
+    )
     values = {
         "name": name,
         "version": settings.version,
         "py_modules": json.dumps(modules),
         "packages": json.dumps(packages),
+        "dependencies": json.dumps(_requirements_txt(root / "requirements.txt")),
+        "data_files": "{" + (f'"" = {json.dumps(extra_files)}' if extra_files else "") + "}",
     }
     text = (template_root() / "sdist" / "pyproject.toml.tmpl").read_text(encoding="utf-8")
     (root / "pyproject.toml").write_text(render_text(text, values, origin="sdist/pyproject.toml.tmpl"),
@@ -200,7 +229,7 @@ def _static_pickle_checks(settings: Settings, model_dir: Path) -> tuple[list[dic
 def _clean_import_check(
     settings: Settings, sdists: list[Path], refs: set[GlobalRef], pickles: list[dict[str, Any]], work: Path,
     wheels: list[Path] | None = None,
-) -> tuple[Check, Check]:
+) -> tuple[Check, Check, Check]:
     if wheels:  # built beside the sdist from the sdist itself: install them as a node would
         site = work / "site"
         for wheel in wheels:
@@ -248,7 +277,21 @@ def _clean_import_check(
         Check("prediction class", True, f"{settings.prediction_class} imports from {shown} alone"),
         Check("pickle references", True,
               f"{len(refs)} globals resolve ({in_package} from the package, the rest from the runtime)"),
+        _requirements_check(site),
     )
+
+
+def _requirements_check(site: Path) -> Check:
+    from .requirements import declared_requirements, unmet
+
+    declared = declared_requirements(site)
+    missing = unmet(declared, [str(site)])
+    if not declared:
+        return Check("requirements", True, "none declared")
+    if not missing:
+        return Check("requirements", True, f"{len(declared)} declared, all installed here")
+    return Check("requirements", True, f"{len(declared)} declared; not installed here: {', '.join(missing)} "
+                 "(a node installs them for this version)")
 
 
 def _require_class(settings: Settings) -> str:

@@ -26,7 +26,8 @@ def test_bare_folder_packages_with_every_check(project: Project) -> None:
     result = _package(src)
     assert result.sdist == src / "dist" / "ok_project-1.0.tar.gz"
     assert result.layout == "bare" and result.name == "ok_project" and result.version == "1.0"
-    assert [c.name for c in result.checks] == ["model quota", "code quota", "prediction class", "pickle references"]
+    assert [c.name for c in result.checks] == ["model quota", "code quota", "prediction class", "pickle references",
+                                               "requirements"]
     assert result.pickles[0]["path"] == "model/scaler.pkl"
     assert "scaler.Scaler" in result.pickles[0]["references"]
     with tarfile.open(result.sdist) as tar:
@@ -119,3 +120,37 @@ def test_missing_model_dir_named_explicitly_is_an_error(project: Project) -> Non
     src = project("ok")
     with pytest.raises(Exception, match=r"Model directory .*nowhere \(flag --model-dir\) does not exist"):
         _package(src, model_dir=str(src / "nowhere"))
+
+
+def test_requirements_txt_and_extra_files_ship_with_a_bare_folder(project: Project, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from cprsdk.cli import main
+
+    src = project("ok")
+    (src / "requirements.txt").write_text("numpy>=1.0  # arrays\n-i https://example.invalid/simple\n")
+    (src / "vocab.txt").write_text("alpha\nbeta\n")
+    (src / "reads_vocab.py").write_text(
+        "from pathlib import Path\n\n\nclass ReadsVocab:\n    @classmethod\n    def from_path(cls, model_dir):\n"
+        "        return cls()\n\n    def predict(self, instances, **kwargs):\n"
+        "        return (Path(__file__).parent / 'vocab.txt').read_text().split()\n")
+    result = _package(src)
+    with tarfile.open(result.sdist) as tar:
+        assert "ok_project-1.0/vocab.txt" in tar.getnames()
+        info = tar.extractfile("ok_project-1.0/PKG-INFO").read().decode()  # type: ignore[union-attr]
+    assert "Requires-Dist: numpy>=1.0" in info
+    assert result.checks[-1].detail == "1 declared, all installed here"
+    monkeypatch.chdir(src)
+    (src / "one.jsonl").write_text("[1]\n")
+    assert main(["local", "predict", "--prediction-class", "reads_vocab.ReadsVocab", "--json-instances",
+                 "one.jsonl"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"predictions": ["alpha", "beta"]}
+
+
+def test_a_bad_requirements_line_is_named(project: Project) -> None:
+    from cprsdk import ConfigError
+
+    src = project("ok")
+    (src / "requirements.txt").write_text("numpy>=1.0\nnot a requirement!!\n")
+    with pytest.raises(ConfigError, match=r"requirements.txt line 2: 'not a requirement!!' is not a requirement"):
+        _package(src)
