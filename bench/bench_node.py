@@ -348,7 +348,9 @@ def summarise(modes: list[dict[str, Any]], extra_startups: list[dict[str, float]
                 chosen = [p for p in mode["points"] if str(p["concurrency"]) == conc and p["server"] == name]
                 servers_[name] = {k: median([p[k] for p in chosen]) for k in keys}
             node, ceiling = servers_["node"], servers_["ceiling"]
-            servers_["ratio"] = {"rps": node["rps"] / ceiling["rps"], "p50_ms_delta": node["p50_ms"] - ceiling["p50_ms"],
+            servers_["ratio"] = {"rps": node["rps"] / ceiling["rps"],
+                                 "cpu": ceiling["cpu_us_per_request"] / node["cpu_us_per_request"],
+                                 "p50_ms_delta": node["p50_ms"] - ceiling["p50_ms"],
                                  "p99_ms_delta": node["p99_ms"] - ceiling["p99_ms"],
                                  "cpu_us_delta": node["cpu_us_per_request"] - ceiling["cpu_us_per_request"]}
         table[mode["mode"]] = by_conc
@@ -357,7 +359,8 @@ def summarise(modes: list[dict[str, Any]], extra_startups: list[dict[str, float]
     if "confined" in table and high in table["confined"]:
         r = table["confined"][high]["ratio"]["rps"]
         verdicts["confined_rps"] = {"concurrency": int(high), "ratio": r, "target": TARGET_CONFINED,
-                                    "met": r >= TARGET_CONFINED}
+                                    "met": r >= TARGET_CONFINED,
+                                    "cpu_ratio": table["confined"][high]["ratio"]["cpu"]}
     if "unconfined" in table and high in table["unconfined"]:
         r = table["unconfined"][high]["ratio"]["rps"]
         verdicts["unconfined_rps"] = {"concurrency": int(high), "ratio": r, "target": TARGET_UNCONFINED,
@@ -390,7 +393,7 @@ def print_report(result: dict[str, Any], args: argparse.Namespace, versions: dic
             print(f"[{mode}] {name}: cpus {sorted(set(i['affinity'].values()))}, {i['workers']} child process(es), "
                   f"uvloop loaded: {i['uvloop_loaded']}, httptools loaded: {i['httptools_loaded']}")
     head = (f"\n{'mode':<10} {'c':>3} | {'ceiling req/s':>13} {'p50 ms':>7} {'p99 ms':>7} {'cpu us/req':>10} |"
-            f" {'node req/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'cpu us/req':>10} {'(front+wrk.)':>13} |"
+            f" {'node req/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'cpu us/req':>10} {'front+worker':>13} |"
             f" {'ratio':>5} {'dp50 ms':>7} {'dp99 ms':>7} {'dcpu us':>7}")
     print(head)
     for mode, by_conc in result["table"].items():
@@ -406,6 +409,9 @@ def print_report(result: dict[str, Any], args: argparse.Namespace, versions: dic
         if "ratio" in v:
             print(f"  {key}: node/ceiling req/s at c={v['concurrency']} = {v['ratio']:.2f}, target >= "
                   f"{v['target']}: {'MET' if v['met'] else 'MISSED'}")
+            if "cpu_ratio" in v:
+                print(f"    (on one core req/s ~ 1 / CPU per request: ceiling/node CPU us per request = "
+                      f"{v['cpu_ratio']:.2f}, the steadier estimate of the same ratio)")
         else:
             print(f"  {key}: node p99 - ceiling p99 at c=1 = {v['delta_ms']:+.3f} ms, target <= "
                   f"{v['target_ms']} ms: {'MET' if v['met'] else 'MISSED'}")
@@ -416,6 +422,15 @@ def print_report(result: dict[str, Any], args: argparse.Namespace, versions: dic
               f"{result['node_startup_warm_median']:.2f} s over "
               f"{len(result['node_startup_all']) - 1} start(s); the ceiling (imports and loads in-process): "
               f"{result['ceiling_startup_median']:.2f} s")
+
+
+def tree_state() -> dict[str, Any]:
+    """The commit measured, and whether cprsdk/ had uncommitted changes (figures belong to a tree)."""
+    def git(*cmd: str) -> str:
+        proc = subprocess.run(["git", *cmd], cwd=REPO, capture_output=True, text=True)
+        return proc.stdout.strip() if proc.returncode == 0 else "n/a"
+    return {"commit": git("rev-parse", "--short", "HEAD"),
+            "cprsdk_uncommitted": git("status", "--porcelain", "--", "cprsdk").splitlines()}
 
 
 def main() -> None:
@@ -432,6 +447,8 @@ def main() -> None:
                         help="the ceiling's event loop (default: asyncio, what `cprsdk serve` runs on)")
     parser.add_argument("--json", metavar="PATH", help="also write the raw figures to PATH")
     args = parser.parse_args()
+    # SIGTERM (timeout, a CI stop) unwinds like Ctrl-C, so every server started here is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     modes = [m for m in args.modes.split(",") if m]
     if any(m not in ("confined", "unconfined") for m in modes):
         parser.error("--modes takes confined and/or unconfined")
@@ -445,6 +462,7 @@ def main() -> None:
             versions[name] = importlib.metadata.version(name)
     versions["wrk"] = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.split("[")[0] \
         .replace("wrk ", "").strip()
+    tree = tree_state()
     with tempfile.TemporaryDirectory(prefix="cprsdk-bench-node-") as tmp:
         work = Path(tmp)
         sample = trained_sample(work / "sample")
@@ -461,10 +479,13 @@ def main() -> None:
             print(f"node start (warm cache): {run['first_prediction']:.2f} s", flush=True)
         result = {"modes": results, **summarise(results, extra)}
         print_report(result, args, versions)
+        changed = tree["cprsdk_uncommitted"]
+        print(f"tree: commit {tree['commit']}" + (f", with uncommitted changes in {len(changed)} file(s) under cprsdk/"
+                                                   if changed else ", cprsdk/ clean"))
     if args.json:
         out = {"args": {k: v for k, v in vars(args).items() if k != "json"}, "machine": machine(),
-               "packages": versions, "load_end": load(), "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
-               **result}
+               "packages": versions, "load_end": load(), "tree": tree,
+               "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), **result}
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
 
 

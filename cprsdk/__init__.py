@@ -7,6 +7,7 @@ will load; ``cprsdk local predict`` runs it exactly as a prediction node does.
 
 from __future__ import annotations
 
+from .batch import ItemError, Pipeline, PipelineError
 from .config import Settings, load_settings
 from .deploy import DeployRequest, DeployResult, deploy
 from .errors import (
@@ -48,6 +49,7 @@ __all__ = [
     "DeployResult",
     "GlobalRef",
     "IntegrityError",
+    "ItemError",
     "LocalResult",
     "NotFound",
     "NotSupportedError",
@@ -55,6 +57,8 @@ __all__ = [
     "PackageResult",
     "PickleCheckError",
     "PickleScan",
+    "Pipeline",
+    "PipelineError",
     "PreconditionFailed",
     "PredictionError",
     "Predictor",

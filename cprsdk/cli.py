@@ -16,7 +16,7 @@ from typing import Any
 
 from . import __version__
 from .config import load_settings
-from .errors import ConfigError, CprError, NotSupportedError
+from .errors import ConfigError, CprError
 
 __all__ = ["main"]
 
@@ -65,6 +65,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
     _err("  python train.py                                 # writes model/ and sample.jsonl")
     _err("  cprsdk local predict --json-instances sample.jsonl")
     _err("  cprsdk package")
+    _err(f"  (more, for this template: {dest}/README.md)")
     print(dest)
     return 0
 
@@ -365,11 +366,127 @@ def _add_formatter_flags(p: argparse.ArgumentParser) -> None:
                    help='formatter arguments, e.g. \'{"num_preds": 3, "label": true}\'')
 
 
-def _cmd_not_yet(args: argparse.Namespace) -> int:
-    raise NotSupportedError(
-        f"`cprsdk {args.command}` is not supported yet in cprsdk {__version__}.",
-        hint="Use `cprsdk local predict` to run a predictor as the node will, and `cprsdk package` to build it.",
+# ------------------------------------------------------------------ batch
+
+
+def _batch_sources(args: argparse.Namespace, work: Path) -> tuple[str, str, tuple[str, ...], dict[str, Any]]:
+    """(prediction class, local model dir, package folders, description) from the registry or local files."""
+    from .installer import cache_dir, cached_site
+    from .requirements import ensure_requirements
+
+    if args.model:
+        import hashlib
+
+        from .registry import Registry, fetch_version
+
+        settings = load_settings(".", {"registry": args.registry})
+        registry = Registry(settings.registry)
+        version = args.version_name or registry.get_model(args.model).default_version
+        if version is None:
+            raise ConfigError(f"Model {args.model!r} has no default version.", hint="Pass --version V.")
+        manifest = registry.get_version(args.model, version)
+        digest = hashlib.sha256(json.dumps(manifest.get("files", []), sort_keys=True).encode()).hexdigest()[:32]
+        model_dir, sdists = fetch_version(registry, manifest, cache_dir() / "versions" / digest)
+        site, _ = cached_site(sdists)
+        return (manifest["predictionClass"], str(model_dir), tuple(str(p) for p in ensure_requirements(site)),
+                {"model": args.model, "version": version, "registry": registry.uri})
+    from .local import prepare_packages
+
+    settings = load_settings(".", {"model_dir": args.model_dir, "packages": args.package,
+                                   "prediction_class": args.prediction_class})
+    if not settings.prediction_class or not settings.model_dir.is_dir():
+        raise ConfigError("Name a deployed model (--model M) or local files (--model-dir, --package, "
+                          "--prediction-class).")
+    sdists, wheels = prepare_packages(settings, work)
+    site, _ = cached_site(sdists, wheels=wheels)
+    return (settings.prediction_class, str(settings.model_dir), tuple(str(p) for p in ensure_requirements(site)),
+            {"model_dir": str(settings.model_dir)})
+
+
+def _progress(done: int, total: int) -> None:
+    if sys.stderr.isatty():
+        width = 30
+        filled = width * done // max(total, 1)
+        end = "\n" if done == total else ""
+        print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} shards", end=end, file=sys.stderr, flush=True)
+
+
+def _absolute(uri: str) -> str:
+    import os
+
+    return uri if "://" in uri else os.path.abspath(uri)
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from .batch import jobs
+
+    if args.action == "list":
+        from .output import print_records
+
+        print_records(jobs.list_jobs(), (("job", "job"), ("state", "state"), ("succeeded", "succeeded"),
+                                         ("failed", "failed"), ("output", "output")), fmt=args.format)
+        return 0
+    if args.action in ("status", "stop", "results"):
+        job = _need(args.job, "JOB")
+        if args.action == "status":
+            print(json.dumps(jobs.job_status(job), indent=2))
+        elif args.action == "stop":
+            jobs.stop_job(job)
+            _err(f"Asked {job} to stop after the shards in flight; rerun its command to resume.")
+        else:
+            sys.stdout.buffer.write(jobs.results_csv(job))
+        return 0
+    if not args.input or not args.output:
+        raise ConfigError("batch predict needs --input URI... and --output URI.")
+    if not 0 <= args.max_error_rate <= 1:
+        raise ConfigError(f"--max-error-rate is a fraction from 0 to 1 (0.01 = 1%), got {args.max_error_rate}.")
+    with tempfile.TemporaryDirectory(prefix="cprsdk-batch-") as tmp:
+        prediction_class, model_dir, sites, source = _batch_sources(args, Path(tmp))
+        spec = jobs.JobSpec(
+            inputs=tuple(args.input), output=_absolute(args.output).rstrip("/"), prediction_class=prediction_class,
+            model_dir=model_dir, sites=sites, data_format=args.data_format, batch_size=args.batch_size,
+            workers=args.workers, shard_size=args.shard_size, max_error_rate=args.max_error_rate,
+            key_field=args.key_field, engine=args.engine, scheduler=args.scheduler, source=source)
+        jobs.remember(spec)
+        _err(f"job {jobs.job_id(spec.output)}: writing to {spec.output}")
+        summary = jobs.run_job(spec, progress=_progress)
+    print(json.dumps(summary.to_json(), indent=2))
+    if summary.message:
+        _err(("ERROR: " if summary.state == "FAILED" else "note: ") + summary.message)
+    return 0 if summary.state == "SUCCEEDED" else 1
+
+
+def _add_batch_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "batch", help="batch prediction over datasets",
+        description="`batch predict` scores every record of the inputs (JSON lines, CSV with a header, or "
+        "whole files) and writes sharded predictions, errors, CSV views and a summary to --output; every "
+        "record ends as a prediction or an error line. Running the same command again with the same "
+        "--output resumes the job. `batch status|stop|results JOB` and `batch list` follow jobs.",
     )
+    p.add_argument("action", choices=("predict", "status", "list", "stop", "results"))
+    p.add_argument("job", nargs="?", help="the job id, for status, stop and results")
+    p.add_argument("--input", action="append", metavar="URI", help="input files, folders or globs (repeat)")
+    p.add_argument("--output", metavar="URI", help="where the job writes (it is also the job's identity)")
+    p.add_argument("--data-format", choices=("jsonl", "csv", "files"), default="jsonl", help="(default: jsonl)")
+    p.add_argument("--model", help="a deployed model (its default version unless --version)")
+    p.add_argument("--version", dest="version_name", help="the deployed version")
+    p.add_argument("--registry", metavar="URI", help="the registry of --model")
+    p.add_argument("--model-dir", metavar="DIR", help="local files instead of --model: the model directory")
+    p.add_argument("--package", action="append", metavar="SDIST_OR_SRC", help="local files: packages")
+    p.add_argument("--prediction-class", metavar="MOD.CLS", help="local files: the class")
+    p.add_argument("--batch-size", type=int, default=64, metavar="N", help="instances per predict call (default: 64)")
+    p.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes (default: 1)")
+    p.add_argument("--shard-size", type=int, default=1000, metavar="N", help="records per output shard (default: 1000)")
+    p.add_argument("--max-error-rate", type=float, default=1.0, metavar="F",
+                   help="fail the job when more than this fraction of records fails (0.01 = 1%%; default: 1)")
+    p.add_argument("--key-field", metavar="NAME", help="write this field of each record instead of the instance")
+    p.add_argument("--engine", choices=("local", "dask"), default="local", help="(default: local)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="with --engine dask: the scheduler (default: a local cluster)")
+    p.add_argument("--format", choices=("table", "json"), default="table", help="output format of list")
+    p.set_defaults(func=_cmd_batch)
 
 
 # ------------------------------------------------------------------ parser
@@ -544,8 +661,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cprsdk {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     p = sub.add_parser("init", help="create a working project from a template",
-                       description="Create DIR with a train script, a predictor, a pickled preprocessor, "
-                       "a test and [tool.cprsdk] settings.")
+                       description="Create DIR with a train script, a predictor (a class, a SageMaker "
+                       "inference module, hook functions or a Vertex class, by template), a test, a README "
+                       "with the commands, and [tool.cprsdk] settings.")
     p.add_argument("dir", help="the new project folder")
     from .templating import available_templates
 
@@ -556,18 +674,14 @@ def _parser() -> argparse.ArgumentParser:
     _add_local_parser(sub)
     _add_registry_parsers(sub)
     _add_node_parsers(sub)
-    for name, what in (("batch", "run batch prediction"),):
-        p = sub.add_parser(name, help=f"{what} (not supported yet)", add_help=False)
-        p.set_defaults(func=_cmd_not_yet)
+    _add_batch_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``cprsdk`` command; returns the exit code."""
     parser = _parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra and args.func is not _cmd_not_yet:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args = parser.parse_args(argv)
     code = [0]
     with _translated_errors(code):
         code[0] = args.func(args)

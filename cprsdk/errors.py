@@ -16,6 +16,7 @@
     │   ├── PreconditionFailed    a compare-and-swap write met another version (412)
     │   └── IntegrityError        bytes do not match their checksum (500)
     ├── RegistryError             a registry change was refused: exists, not found, conflict
+    ├── PipelineError             a Pipeline run itself failed (cprsdk.batch; item errors go to pipe.errors)
     ├── RequestError              a prediction request is malformed (400)
     ├── PredictionError           raised by a predictor to choose its status (default 400)
     └── ResponseError             a predictor returned something that is not JSON (500)

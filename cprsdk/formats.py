@@ -131,9 +131,9 @@ def _csv_text(value: Any, delimiter: str) -> bytes:
 
 # ---------------------------------------------------------------- formatters
 
-_FORMATTER_ARGS: dict[str, dict[str, type]] = {
-    "raw": {"format_as": str},
-    "classification": {"num_preds": int, "probability": bool, "label": bool, "index": bool},
+_FORMATTER_ARGS: dict[str, dict[str, type]] = {  # input_shape also sizes the canned image decoder
+    "raw": {"format_as": str, "input_shape": list},
+    "classification": {"num_preds": int, "probability": bool, "label": bool, "index": bool, "input_shape": list},
 }
 
 
@@ -173,6 +173,10 @@ def load_labels(model_dir: Path) -> list[str] | dict[int, str] | None:
 
 
 def _label(labels: Any, index: int) -> str:
+    if labels is None:
+        raise ConfigError("The classification formatter was asked for labels, but the model directory has no "
+                          "labels.json, labels.txt or labels.pkl.",
+                          hint="Add one of them to the model directory, or drop \"label\": true.")
     try:
         return str(labels[index])
     except (IndexError, KeyError):

@@ -18,7 +18,7 @@ def test_help_lists_commands_and_the_usual_path(capsys: pytest.CaptureFixture[st
         main(["--help"])
     assert info.value.code == 0
     out = capsys.readouterr().out
-    for command in ("init", "package", "local", "deploy", "serve"):
+    for command in ("init", "package", "local", "deploy", "serve", "predict", "batch"):
         assert f"    {command}" in out
     assert "cprsdk local predict --json-instances sample.jsonl" in out
 
@@ -26,13 +26,6 @@ def test_help_lists_commands_and_the_usual_path(capsys: pytest.CaptureFixture[st
 def test_python_dash_m_runs_the_command() -> None:
     proc = subprocess.run([sys.executable, "-m", "cprsdk", "--version"], capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.strip() == f"cprsdk {cprsdk.__version__}"
-
-
-def test_commands_of_later_releases_say_so(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["batch", "predict", "--model", "iris"]) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("ERROR: `cprsdk batch` is not supported yet in cprsdk")
-    assert "TIP: Use `cprsdk local predict`" in err
 
 
 def test_package_prints_the_path_and_writes_the_report(project, capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
