@@ -255,7 +255,7 @@ def _cmd_versions(args: argparse.Namespace) -> int:
 def _env_port() -> int | None:
     import os
 
-    for name in ("AIP_HTTP_PORT",):
+    for name in ("AIP_HTTP_PORT", "SAGEMAKER_BIND_TO_PORT"):
         if os.environ.get(name):
             try:
                 return int(os.environ[name])
@@ -278,7 +278,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="cprsdk-serve-") as tmp:
         model_dir, sdists = (_single_version(settings, Path(tmp)) if single else (None, ()))
         options = ServeOptions(
-            host=args.host or ("0.0.0.0" if _env_port() else "127.0.0.1"),  # a Vertex container is reached from outside
+            host=args.host or ("0.0.0.0" if _env_port() else "127.0.0.1"),  # a container is reached from outside
             port=args.port or _env_port() or 8080, workers=args.workers,
             predict_timeout=args.predict_timeout, load_timeout=args.load_timeout,
             max_body_bytes=int(args.max_body_mb * 1_000_000), access_log=args.access_log,
@@ -612,7 +612,7 @@ def _add_node_parsers(sub: Any) -> None:
     )
     p.add_argument("--registry", metavar="URI", help="registry to serve (default: the embedded one)")
     p.add_argument("--host", help="address to bind (default: 127.0.0.1; 0.0.0.0 when AIP_HTTP_PORT is set)")
-    p.add_argument("--port", type=int, help="port (default: $AIP_HTTP_PORT, else 8080)")
+    p.add_argument("--port", type=int, help="port (default: $AIP_HTTP_PORT, $SAGEMAKER_BIND_TO_PORT, else 8080)")
     p.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes per version (default: 1)")
     p.add_argument("--predict-timeout", type=float, default=60.0, metavar="S",
                    help="seconds a prediction may take; past it: 504 and the worker is replaced (default: 60)")
