@@ -371,25 +371,15 @@ def _add_formatter_flags(p: argparse.ArgumentParser) -> None:
 
 def _batch_sources(args: argparse.Namespace, work: Path) -> tuple[str, str, tuple[str, ...], dict[str, Any]]:
     """(prediction class, local model dir, package folders, description) from the registry or local files."""
-    from .installer import cache_dir, cached_site
+    from .installer import cached_site
     from .requirements import ensure_requirements
 
     if args.model:
-        import hashlib
-
-        from .registry import Registry, fetch_version
+        from .batch.jobs import sources_from_registry
+        from .registry import Registry
 
         settings = load_settings(".", {"registry": args.registry})
-        registry = Registry(settings.registry)
-        version = args.version_name or registry.get_model(args.model).default_version
-        if version is None:
-            raise ConfigError(f"Model {args.model!r} has no default version.", hint="Pass --version V.")
-        manifest = registry.get_version(args.model, version)
-        digest = hashlib.sha256(json.dumps(manifest.get("files", []), sort_keys=True).encode()).hexdigest()[:32]
-        model_dir, sdists = fetch_version(registry, manifest, cache_dir() / "versions" / digest)
-        site, _ = cached_site(sdists)
-        return (manifest["predictionClass"], str(model_dir), tuple(str(p) for p in ensure_requirements(site)),
-                {"model": args.model, "version": version, "registry": registry.uri})
+        return sources_from_registry(Registry(settings.registry), args.model, args.version_name)
     from .local import prepare_packages
 
     settings = load_settings(".", {"model_dir": args.model_dir, "packages": args.package,

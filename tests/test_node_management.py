@@ -134,3 +134,36 @@ def test_management_is_off_without_a_token(tmp_path: Path) -> None:
     with running_node(registry=str(tmp_path / "registry"), wait_ready=False) as plain:
         status, text = _post(plain, "/v1/projects/p/models", {"name": "iris"}, TOKEN)
     assert status == 403 and "--admin-token-file" in text
+
+
+def test_batch_prediction_jobs_with_the_ml_client(node: RunningNode, staged: dict[str, Any], ml_client: Any,
+                                                  tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    registry = node.app.manager.registry.uri
+    sample = Path(staged["origin"].removeprefix("file://")).parent.parent  # the bucket folder
+    assert main(["deploy", "--model", "iris", "--version", "v1", "--registry", registry, "--origin", staged["origin"],
+                 "--package-uris", staged["package"], "--prediction-class", "predictor.MyPredictor"]) == 0
+    capsys.readouterr()
+    lines = "".join(f"[{5.0 + i / 10}, 3.5, 1.4, 0.2]\n" for i in range(25)) + "{broken\n"
+    (sample / "data").mkdir(exist_ok=True)
+    (sample / "data" / "rows.jsonl").write_text(lines)
+    ml = ml_client(node)
+    body = {"jobId": "score_rows", "predictionInput": {
+        "dataFormat": "JSON", "inputPaths": [f"{staged['bucket']}/data/rows.jsonl"],
+        "outputPath": f"{staged['bucket']}/scored", "modelName": "projects/p/models/iris"}}
+    created = ml.projects().jobs().create(parent="projects/p", body=body).execute()
+    assert created["jobId"] == "score_rows" and created["state"] in ("QUEUED", "RUNNING")
+    deadline = time.monotonic() + 120
+    job = created
+    while job["state"] not in ("SUCCEEDED", "FAILED", "CANCELLED"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.2)
+        job = ml.projects().jobs().get(name="projects/p/jobs/score_rows").execute()
+    assert job["state"] == "SUCCEEDED", job
+    assert job["predictionOutput"]["predictionCount"] == 25 and job["predictionOutput"]["errorCount"] == 1
+    assert (sample / "scored" / "results.csv").is_file()
+    assert "rows.jsonl:26" in (sample / "scored" / "errors.csv").read_text()
+    listed = ml.projects().jobs().list(parent="projects/p").execute()["jobs"]
+    assert [j["jobId"] for j in listed] == ["score_rows"]
+    bad = {**body, "jobId": "elsewhere", "predictionInput": {**body["predictionInput"], "outputPath": "gs://x/y"}}
+    status, text = _post(node, "/v1/projects/p/jobs", bad, TOKEN)
+    assert status == 403 and "outputPath 'gs://x/y' is not under an allowed prefix" in text

@@ -34,7 +34,7 @@ from typing import Any
 from ..errors import ConfigError, CprError, NotFound
 from ..storage import Store, open_store
 
-__all__ = ["JobSpec", "JobSummary", "job_id", "job_status", "list_jobs", "run_job", "stop_job"]
+__all__ = ["JobSpec", "JobSummary", "job_id", "job_status", "list_jobs", "run_job", "sources_from_registry", "stop_job"]
 
 _GLOB = set("*?[")
 _SUFFIX_TYPES = {".json": "application/json", ".csv": "text/csv", ".npy": "application/x-npy", ".txt": "text/plain",
@@ -416,6 +416,23 @@ def _write_views(store: Store, unreadable: list[dict[str, Any]]) -> None:
             item = json.loads(line)
             writer.writerow([item["input"], item["errorType"], item["message"]])
     store.write("errors.csv", errors.getvalue().encode())
+
+
+def sources_from_registry(registry: Any, model: str, version: str | None) -> tuple[str, str, tuple[str, ...], dict[str, Any]]:
+    """(prediction class, local model dir, package folders, description) of a deployed version."""
+    from ..installer import cache_dir, cached_site
+    from ..registry import fetch_version
+    from ..requirements import ensure_requirements
+
+    name = version or registry.get_model(model).default_version
+    if name is None:
+        raise ConfigError(f"Model {model!r} has no default version.", hint="Name a version.")
+    manifest = registry.get_version(model, name)
+    digest = hashlib.sha256(json.dumps(manifest.get("files", []), sort_keys=True).encode()).hexdigest()[:32]
+    model_dir, sdists = fetch_version(registry, manifest, cache_dir() / "versions" / digest)
+    site, _ = cached_site(sdists)
+    return (manifest["predictionClass"], str(model_dir), tuple(str(p) for p in ensure_requirements(site)),
+            {"model": model, "version": name, "registry": registry.uri})
 
 
 # ---------------------------------------------------------------- status, list, stop

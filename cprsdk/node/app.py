@@ -56,6 +56,10 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("DELETE", re.compile(rf"^/v1/projects/{_SEG}/models/{_SEG}/versions/{_SEG}$"), "mgmt_delete_version"),
     ("POST", re.compile(rf"^/v1/projects/{_SEG}/models/{_SEG}/versions/{_SEG}:setDefault$"), "mgmt_set_default"),
     ("GET", re.compile(rf"^/v1/projects/{_SEG}/operations/{_SEG}$"), "mgmt_operation"),
+    ("POST", re.compile(rf"^/v1/projects/{_SEG}/jobs$"), "jobs_create"),
+    ("GET", re.compile(rf"^/v1/projects/{_SEG}/jobs$"), "jobs_list"),
+    ("GET", re.compile(rf"^/v1/projects/{_SEG}/jobs/{_SEG}$"), "jobs_get"),
+    ("POST", re.compile(rf"^/v1/projects/{_SEG}/jobs/{_SEG}:cancel$"), "jobs_cancel"),
     ("GET", re.compile(r"^/healthz$"), "healthz"),
     ("GET", re.compile(r"^/readyz$"), "readyz"),
     ("GET", re.compile(r"^/metrics$"), "metrics"),
@@ -335,6 +339,22 @@ class Node:
     async def mgmt_operation(self, scope: Scope, receive: Receive, project: str, op_id: str) -> _Response:
         self.management.authorize(dict(scope["headers"]))
         return _ok(self.management.operation(project, op_id))
+
+    async def jobs_create(self, scope: Scope, receive: Receive, project: str) -> _Response:
+        registry = self.management.authorize(dict(scope["headers"]))
+        return _ok(await self.management.create_job(registry, project, await self._mgmt_body(scope, receive)))
+
+    async def jobs_list(self, scope: Scope, receive: Receive, project: str) -> _Response:
+        self.management.authorize(dict(scope["headers"]))
+        return _ok({"jobs": [self.management.get_job(j) for j in sorted(self.management.jobs)]})
+
+    async def jobs_get(self, scope: Scope, receive: Receive, project: str, job: str) -> _Response:
+        self.management.authorize(dict(scope["headers"]))
+        return _ok(self.management.get_job(job))
+
+    async def jobs_cancel(self, scope: Scope, receive: Receive, project: str, job: str) -> _Response:
+        self.management.authorize(dict(scope["headers"]))
+        return _ok(await self.management.cancel_job(job))
 
     # ---------------------------------------------------------------- operations
 

@@ -25,6 +25,7 @@ from .versions import VersionManager
 
 __all__ = ["Management"]
 
+_JOB_FORMATS = {"JSON": "jsonl", "CSV": "csv", "FILES": "files"}
 _KNOWN_VERSION_FIELDS = {"name", "deploymentUri", "packageUris", "predictionClass", "runtimeVersion",
                          "pythonVersion", "description", "labels"}
 
@@ -52,6 +53,7 @@ class Management:
     token: str | None = None
     allowed_prefixes: tuple[str, ...] = ()
     operations: dict[str, _Operation] = field(default_factory=dict)
+    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
     def authorize(self, headers: dict[bytes, bytes]) -> Registry:
@@ -150,6 +152,68 @@ class Management:
         await self.manager.sync()
         found = self.manager.get(model, version)
         return found.resource(project, is_default=True)
+
+    # ---------------------------------------------------------------- batch prediction jobs
+
+    async def create_job(self, registry: Registry, project: str, body: dict[str, Any]) -> dict[str, Any]:
+        from ..batch.jobs import JobSpec, sources_from_registry
+
+        job = validate_name("Job", str(body.get("jobId")))
+        if job in self.jobs:
+            raise RegistryError(f"Job {job!r} exists already on this node.", status_code=409)
+        given = body.get("predictionInput") or {}
+        data_format = _JOB_FORMATS.get(str(given.get("dataFormat", "JSON")).upper())
+        if data_format is None:
+            raise RequestError(f"dataFormat {given.get('dataFormat')!r} is not supported.",
+                               hint=f"Use one of {', '.join(_JOB_FORMATS)}.")
+        inputs = given.get("inputPaths") or []
+        if not isinstance(inputs, list) or not inputs:
+            raise RequestError("predictionInput.inputPaths must be a non-empty list of URIs.")
+        inputs = [self._check_uri("inputPaths", u) for u in inputs]
+        output = self._check_uri("outputPath", given.get("outputPath", ""))
+        name = str(given.get("versionName") or given.get("modelName") or "")
+        parts = name.split("/")
+        if len(parts) not in (4, 6) or parts[2] != "models":
+            raise RequestError(f"predictionInput needs modelName projects/P/models/M or versionName "
+                               f".../versions/V, got {name!r}.")
+        sources = await asyncio.to_thread(sources_from_registry, registry, parts[3], parts[5] if len(parts) == 6 else None)
+        spec = JobSpec(inputs=tuple(inputs), output=output.rstrip("/"), prediction_class=sources[0], model_dir=sources[1],
+                       sites=sources[2], data_format=data_format, batch_size=int(given.get("batchSize", 64)),
+                       workers=max(1, int(given.get("maxWorkerCount", 1))), source=sources[3])
+        record = {"jobId": job, "state": "QUEUED", "predictionInput": given, "createTime": utc_now()}
+        self.jobs[job] = record
+        asyncio.create_task(self._run_job(record, spec))
+        return dict(record)
+
+    async def _run_job(self, record: dict[str, Any], spec: Any) -> None:
+        from ..batch.jobs import run_job
+
+        record["state"] = "RUNNING"
+        try:
+            summary = await asyncio.to_thread(run_job, spec)
+        except (CprError, OSError) as exc:
+            record.update(state="FAILED", errorMessage=str(exc), endTime=utc_now())
+            return
+        state = {"STOPPED": "CANCELLED"}.get(summary.state, summary.state)
+        record.update(state=state, endTime=utc_now(), predictionOutput={
+            "outputPath": spec.output, "predictionCount": summary.succeeded, "errorCount": summary.failed})
+        if summary.message:
+            record["errorMessage"] = summary.message
+
+    def get_job(self, job: str) -> dict[str, Any]:
+        if job not in self.jobs:
+            raise RequestError(f"Job {job!r} is not known to this node.", status_code=404)
+        return dict(self.jobs[job])
+
+    async def cancel_job(self, job: str) -> dict[str, Any]:
+        from ..storage import open_store
+
+        record = self.get_job(job)
+        if record["state"] in ("QUEUED", "RUNNING"):
+            output = record["predictionInput"]["outputPath"].rstrip("/")
+            await asyncio.to_thread(open_store(output).write, "_STOP", b"stop\n")
+            self.jobs[job]["state"] = "CANCELLING"
+        return self.get_job(job)
 
     def operation(self, project: str, op_id: str) -> dict[str, Any]:
         if op_id not in self.operations:
