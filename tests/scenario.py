@@ -63,3 +63,22 @@ def behaviours(tmp_path: Path) -> Path:
     dest = tmp_path / "behaviours"
     shutil.copytree(PROJECTS / "behaviours", dest)
     return dest
+
+
+SAMPLE = REPO / "samples" / "zerocenterer-sklearn"
+
+
+@pytest.fixture(scope="session")
+def _trained_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    dest = tmp_path_factory.mktemp("trained") / "zerocenterer-sklearn"
+    shutil.copytree(SAMPLE, dest, ignore=shutil.ignore_patterns("model", "dist", "sample.jsonl", "__pycache__"))
+    subprocess.run([sys.executable, "train.py"], cwd=dest, check=True, capture_output=True)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def trained_sample(_trained_once: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ZeroCenterer sample, trained (once per session), copied for this test module."""
+    dest = tmp_path_factory.mktemp("sample") / "zerocenterer-sklearn"
+    shutil.copytree(_trained_once, dest, ignore=shutil.ignore_patterns("dist"))
+    return dest

@@ -23,11 +23,8 @@ ROW = [5.1, 3.5, 1.4, 0.2]
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    dest = tmp_path_factory.mktemp("batch") / "zerocenterer-sklearn"
-    shutil.copytree(SAMPLE, dest, ignore=shutil.ignore_patterns("model", "dist", "sample.jsonl", "__pycache__"))
-    subprocess.run([sys.executable, "train.py"], cwd=dest, check=True, capture_output=True)
-    return dest
+def sample(trained_sample: Path) -> Path:
+    return trained_sample
 
 
 @pytest.fixture(autouse=True)

@@ -20,11 +20,8 @@ SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "zerocenterer-skle
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    dest = tmp_path_factory.mktemp("deploy") / "zerocenterer-sklearn"
-    shutil.copytree(SAMPLE, dest, ignore=shutil.ignore_patterns("model", "dist", "sample.jsonl", "__pycache__"))
-    subprocess.run([sys.executable, "train.py"], cwd=dest, check=True, capture_output=True)
-    return dest
+def sample(trained_sample: Path) -> Path:
+    return trained_sample
 
 
 def _deploy(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:  # type: ignore[type-arg]

@@ -33,11 +33,8 @@ ENDPOINT = "projects/p/locations/us-central1/endpoints/iris"
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    dest = tmp_path_factory.mktemp("clients") / "zerocenterer-sklearn"
-    shutil.copytree(SAMPLE, dest, ignore=shutil.ignore_patterns("model", "dist", "sample.jsonl", "__pycache__"))
-    subprocess.run([sys.executable, "train.py"], cwd=dest, check=True, capture_output=True)
-    return dest
+def trained(trained_sample: Path) -> Path:
+    return trained_sample
 
 
 @pytest.fixture(scope="module")

@@ -18,11 +18,8 @@ SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "zerocenterer-skle
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    dest = tmp_path_factory.mktemp("sample") / "zerocenterer-sklearn"
-    shutil.copytree(SAMPLE, dest, ignore=shutil.ignore_patterns("model", "dist", "sample.jsonl", "__pycache__"))
-    subprocess.run([sys.executable, "train.py"], cwd=dest, check=True, capture_output=True)
-    return dest
+def trained(trained_sample: Path) -> Path:
+    return trained_sample
 
 
 def test_package_then_local_predict_equals_in_process(trained: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
