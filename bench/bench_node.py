@@ -59,6 +59,7 @@ PATH = f"/v1/projects/bench/models/{MODEL}:predict"
 BODY = json.dumps({"instances": [[5.1, 3.5, 1.4, 0.2]]}).encode()
 EXPECTED = {"predictions": ["setosa"]}
 TARGET_CONFINED, TARGET_UNCONFINED, TARGET_P99_MS = 0.7, 1.0, 0.5
+QUIET = 0.1  # cores of other work on the machine during a timed run, at most, for the run to count as quiet
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 LUA = """\
 wrk.method = "POST"
@@ -117,6 +118,12 @@ def cpu_by_pid(root: int) -> dict[int, float]:
         if st is not None:
             out[pid] = st[1]
     return out
+
+
+def machine_busy() -> float:
+    """CPU seconds all cores spent busy since boot (/proc/stat: everything but idle and iowait)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / CLK_TCK
 
 
 def mapped(pid: int, name: str) -> bool:
@@ -236,9 +243,9 @@ def measure(server: Server, concurrency: int, args: argparse.Namespace, *, confi
     if args.warmup > 0:
         wrk(server.port, concurrency, args.warmup, confined=confined, lua=lua)
     roles = server.roles()
-    before = cpu_by_pid(server.pid)
+    before, busy_before = cpu_by_pid(server.pid), machine_busy()
     run = wrk(server.port, concurrency, args.duration, confined=confined, lua=lua)
-    after = cpu_by_pid(server.pid)
+    after, busy_after = cpu_by_pid(server.pid), machine_busy()
     errors = sum(run["errors"].values())
     if errors:
         raise SystemExit(f"{server.name} at concurrency {concurrency}: {run['errors']} (expected none)\n"
@@ -248,6 +255,8 @@ def measure(server: Server, concurrency: int, args: argparse.Namespace, *, confi
     requests = run["requests"]
     cpu = {role: sum(after.get(p, 0.0) - before.get(p, 0.0) for p in pids) for role, pids in roles.items()}
     seconds = run["duration_us"] / 1e6
+    # What the rest of the machine used meanwhile (other jobs on a shared machine skew every figure).
+    others = (busy_after - busy_before - cpu["front"] - cpu["children"] - run["wrk_cpu_s"]) / seconds
     return {
         "server": server.name, "concurrency": concurrency, "requests": requests, "seconds": seconds,
         "rps": requests / seconds, "p50_ms": run["p50_us"] / 1000, "p90_ms": run["p90_us"] / 1000,
@@ -257,6 +266,7 @@ def measure(server: Server, concurrency: int, args: argparse.Namespace, *, confi
         "children_cpu_us_per_request": 1e6 * cpu["children"] / requests,
         "server_cores_busy": (cpu["front"] + cpu["children"]) / seconds,
         "wrk_cpu_us_per_request": 1e6 * run["wrk_cpu_s"] / requests,
+        "other_cores_busy": max(others, 0.0),
     }
 
 
@@ -317,7 +327,8 @@ def run_mode(work: Path, registry: Path, cache: Path, args: argparse.Namespace, 
                     points.append(point)
                     print(f"[{mode}] c={concurrency:<3} round {index + 1} {server.name:<7} "
                           f"{point['rps']:>7.0f} req/s  p50 {point['p50_ms']:.3f} ms  p99 {point['p99_ms']:.3f} ms"
-                          f"  cpu {point['cpu_us_per_request']:.0f} us/req  load {load()}", flush=True)
+                          f"  cpu {point['cpu_us_per_request']:.0f} us/req  others {point['other_cores_busy']:.2f} cores",
+                          flush=True)
     return {"mode": mode, "servers": info, "startups": startups, "points": points}
 
 
@@ -338,15 +349,18 @@ def startup_runs(work: Path, registry: Path, cache: Path, count: int, timeout: f
 def summarise(modes: list[dict[str, Any]], extra_startups: list[dict[str, float]]) -> dict[str, Any]:
     table: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
     keys = ("rps", "p50_ms", "p99_ms", "cpu_us_per_request", "front_cpu_us_per_request",
-            "children_cpu_us_per_request", "server_cores_busy", "wrk_cpu_us_per_request")
+            "children_cpu_us_per_request", "server_cores_busy", "wrk_cpu_us_per_request", "other_cores_busy")
     for mode in modes:
         by_conc: dict[str, dict[str, dict[str, float]]] = {}
         for point in mode["points"]:
             by_conc.setdefault(str(point["concurrency"]), {}).setdefault(point["server"], {})
         for conc, servers_ in by_conc.items():
             for name in servers_:
-                chosen = [p for p in mode["points"] if str(p["concurrency"]) == conc and p["server"] == name]
+                runs = [p for p in mode["points"] if str(p["concurrency"]) == conc and p["server"] == name]
+                clean = [p for p in runs if p["other_cores_busy"] <= QUIET]
+                chosen = clean or runs
                 servers_[name] = {k: median([p[k] for p in chosen]) for k in keys}
+                servers_[name].update(rounds=len(chosen), disturbed=not clean)
             node, ceiling = servers_["node"], servers_["ceiling"]
             servers_["ratio"] = {"rps": node["rps"] / ceiling["rps"],
                                  "cpu": ceiling["cpu_us_per_request"] / node["cpu_us_per_request"],
@@ -372,6 +386,7 @@ def summarise(modes: list[dict[str, Any]], extra_startups: list[dict[str, float]
     starts = [m["startups"]["node"] for m in modes]
     return {
         "table": table, "verdicts": verdicts,
+        "other_cores_busy_max": max((p["other_cores_busy"] for m in modes for p in m["points"]), default=0.0),
         "node_startup_cold": starts[0] if starts else None,
         "node_startup_all": starts + extra_startups,
         "node_startup_warm_median": median([s["first_prediction"] for s in starts[1:] + extra_startups]),
@@ -394,16 +409,18 @@ def print_report(result: dict[str, Any], args: argparse.Namespace, versions: dic
                   f"uvloop loaded: {i['uvloop_loaded']}, httptools loaded: {i['httptools_loaded']}")
     head = (f"\n{'mode':<10} {'c':>3} | {'ceiling req/s':>13} {'p50 ms':>7} {'p99 ms':>7} {'cpu us/req':>10} |"
             f" {'node req/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'cpu us/req':>10} {'front+worker':>13} |"
-            f" {'ratio':>5} {'dp50 ms':>7} {'dp99 ms':>7} {'dcpu us':>7}")
+            f" {'ratio':>5} {'dp50 ms':>7} {'dp99 ms':>7} {'dcpu us':>7} | rounds counted")
     print(head)
     for mode, by_conc in result["table"].items():
         for conc, s in sorted(by_conc.items(), key=lambda kv: int(kv[0])):
             c, n, r = s["ceiling"], s["node"], s["ratio"]
             split = f"{n['front_cpu_us_per_request']:.0f}+{n['children_cpu_us_per_request']:.0f}"
+            flag = "".join(f" {name} {s[name]['rounds']} clean" if not s[name]["disturbed"] else f" {name} DISTURBED"
+                           for name in ("ceiling", "node"))
             print(f"{mode:<10} {conc:>3} | {c['rps']:>13.0f} {c['p50_ms']:>7.3f} {c['p99_ms']:>7.3f}"
                   f" {c['cpu_us_per_request']:>10.0f} | {n['rps']:>10.0f} {n['p50_ms']:>7.3f} {n['p99_ms']:>7.3f}"
                   f" {n['cpu_us_per_request']:>10.0f} {split:>13} | {r['rps']:>5.2f} {r['p50_ms_delta']:>7.3f}"
-                  f" {r['p99_ms_delta']:>7.3f} {r['cpu_us_delta']:>7.0f}")
+                  f" {r['p99_ms_delta']:>7.3f} {r['cpu_us_delta']:>7.0f} |{flag}")
     print("\nverdicts:")
     for key, v in result["verdicts"].items():
         if "ratio" in v:
@@ -415,13 +432,16 @@ def print_report(result: dict[str, Any], args: argparse.Namespace, versions: dic
         else:
             print(f"  {key}: node p99 - ceiling p99 at c=1 = {v['delta_ms']:+.3f} ms, target <= "
                   f"{v['target_ms']} ms: {'MET' if v['met'] else 'MISSED'}")
+    print(f"\nother work on the machine during the timed runs: up to {result['other_cores_busy_max']:.2f} cores "
+          f"(CPU busy in /proc/stat minus the server tree and wrk). Each figure is the median of the rounds with at "
+          f"most {QUIET} core of other work (\"N clean\"), else of all rounds (\"DISTURBED\").")
     cold = result["node_startup_cold"]
     if cold:
+        warm = len(result["node_startup_all"]) - 1
         print(f"\nnode start-up, spawn -> first successful prediction: cold (empty install cache) "
-              f"{cold['first_prediction']:.2f} s (first HTTP answer {cold['first_answer']:.2f} s); warm cache median "
-              f"{result['node_startup_warm_median']:.2f} s over "
-              f"{len(result['node_startup_all']) - 1} start(s); the ceiling (imports and loads in-process): "
-              f"{result['ceiling_startup_median']:.2f} s")
+              f"{cold['first_prediction']:.2f} s (first HTTP answer {cold['first_answer']:.2f} s)"
+              + (f"; warm cache median {result['node_startup_warm_median']:.2f} s over {warm} start(s)" if warm else "")
+              + f"; the ceiling (imports and loads in-process): {result['ceiling_startup_median']:.2f} s")
 
 
 def tree_state() -> dict[str, Any]:
