@@ -5,6 +5,7 @@ Layout under the job's ``--output`` URI (any store :func:`cprsdk.storage.open_st
     _job.json                   the job's spec, written once (a rerun with the same --output resumes)
     predictions/part-NNNNN.jsonl  {"instance": ..., "prediction": ...} (or {"key": ..., "prediction": ...})
     errors/part-NNNNN.jsonl       {"input": "data.jsonl:17", "errorType": ..., "message": ...}
+    _views/part-NNNNN.*.csv       the shard's rows of the CSV views (encoded by the worker)
     _committed/part-NNNNN.json    the shard's commit marker, written last, with its counts
     results.csv, errors.csv     the CSV views (input reference, output) / (input reference, type, message)
     summary.json                succeeded / failed / incomplete, adding up to the input records
@@ -214,8 +215,25 @@ def _predict_many(adapter: Any, instances: list[Any]) -> list[Any]:
     return predictions
 
 
-def score_shard(spec: dict[str, Any], records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Score one shard: (prediction lines, error lines). A failing batch is retried one by one."""
+def score_shard(spec: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Score one shard and encode its output files in the worker (the parent only writes bytes).
+
+    Returns the prediction and error JSON lines, the shard's rows of results.csv and errors.csv,
+    and its counts. A failing batch is retried one record at a time.
+    """
+    results, errors = _score_lists(spec, records)
+    return {"predictions": _jsonl(results), "errors": _jsonl(errors), "succeeded": len(results),
+            "failed": len(errors), "results_csv": _csv_rows([[r["input"], json.dumps(r["prediction"])] for r in results]),
+            "errors_csv": _csv_rows([[e["input"], e["errorType"], e["message"]] for e in errors])}
+
+
+def _csv_rows(rows: list[list[str]]) -> bytes:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue().encode()
+
+
+def _score_lists(spec: dict[str, Any], records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     adapter = _adapter(spec)
     if spec["data_format"] == "files":
         return _score_files(adapter, records)
@@ -360,9 +378,9 @@ def run_job(spec: JobSpec, *, progress: Callable[[int, int], None] = lambda done
                 pending[engine.submit(payload, [_wire(r) for r in shards[index]])] = index
             future = next(iter(pending))
             index = pending.pop(future)
-            results, errors = engine.result(future)
-            _commit(store, index, results, errors)
-            done[index] = {"succeeded": len(results), "failed": len(errors)}
+            shard = engine.result(future)
+            _commit(store, index, shard)
+            done[index] = {"succeeded": shard["succeeded"], "failed": shard["failed"]}
             progress(len(done), len(shards))
             if not stopped and store.exists("_STOP"):
                 stopped, todo = True, []
@@ -371,11 +389,14 @@ def run_job(spec: JobSpec, *, progress: Callable[[int, int], None] = lambda done
     return _finish(store, spec, len(records) + len(unreadable), len(shards), done, unreadable, stopped)
 
 
-def _commit(store: Store, index: int, results: list[dict[str, Any]], errors: list[dict[str, Any]]) -> None:
+def _commit(store: Store, index: int, shard: dict[str, Any]) -> None:
+    """The shard's files, its rows of the CSV views, then its commit marker, last."""
     name = f"part-{index:05d}"
-    store.write(f"predictions/{name}.jsonl", _jsonl(results))
-    store.write(f"errors/{name}.jsonl", _jsonl(errors))
-    store.write(f"_committed/{name}.json", json.dumps({"succeeded": len(results), "failed": len(errors)}).encode())
+    store.write(f"predictions/{name}.jsonl", shard["predictions"])
+    store.write(f"errors/{name}.jsonl", shard["errors"])
+    store.write(f"_views/{name}.results.csv", shard["results_csv"])
+    store.write(f"_views/{name}.errors.csv", shard["errors_csv"])
+    store.write(f"_committed/{name}.json", json.dumps({"succeeded": shard["succeeded"], "failed": shard["failed"]}).encode())
 
 
 def _finish(store: Store, spec: JobSpec, total: int, shards: int, done: dict[int, dict[str, Any]],
@@ -390,32 +411,21 @@ def _finish(store: Store, spec: JobSpec, total: int, shards: int, done: dict[int
         state, message = "FAILED", f"{failed} of {total} records failed ({rate:.2%}), over --max-error-rate {spec.max_error_rate:g}"
     else:
         state, message = "SUCCEEDED", ""
-    _write_views(store, unreadable)
+    _write_views(store, unreadable, sorted(done))
     summary = JobSummary(job_id(spec.output), state, total, succeeded, failed, incomplete, shards, len(done),
                          spec.output, message)
     store.write("summary.json", json.dumps(summary.to_json(), indent=2).encode())
     return summary
 
 
-def _write_views(store: Store, unreadable: list[dict[str, Any]]) -> None:
-    results = io.StringIO()
-    writer = csv.writer(results, lineterminator="\n")
-    writer.writerow(["input", "output"])
-    for info in store.list("predictions/"):
-        for line in store.read(info.key).data.decode().splitlines():
-            item = json.loads(line)
-            writer.writerow([item["input"], json.dumps(item["prediction"])])
-    store.write("results.csv", results.getvalue().encode())
-    errors = io.StringIO()
-    writer = csv.writer(errors, lineterminator="\n")
-    writer.writerow(["input", "error_type", "message"])
-    for item in unreadable:
-        writer.writerow([item["input"], item["errorType"], item["message"]])
-    for info in store.list("errors/"):
-        for line in store.read(info.key).data.decode().splitlines():
-            item = json.loads(line)
-            writer.writerow([item["input"], item["errorType"], item["message"]])
-    store.write("errors.csv", errors.getvalue().encode())
+def _write_views(store: Store, unreadable: list[dict[str, Any]], shards: Sequence[int]) -> None:
+    """results.csv and errors.csv: a header, then each committed shard's rows, in shard order."""
+    results = [b"input,output\n"] + [store.read(f"_views/part-{i:05d}.results.csv").data for i in shards]
+    store.write("results.csv", b"".join(results))
+    errors = [b"input,error_type,message\n",
+              _csv_rows([[u["input"], u["errorType"], u["message"]] for u in unreadable])]
+    errors += [store.read(f"_views/part-{i:05d}.errors.csv").data for i in shards]
+    store.write("errors.csv", b"".join(errors))
 
 
 def sources_from_registry(registry: Any, model: str, version: str | None) -> tuple[str, str, tuple[str, ...], dict[str, Any]]:
