@@ -237,6 +237,16 @@ def wrk(port: int, concurrency: int, seconds: int, *, confined: bool, lua: Path)
     return result
 
 
+def wait_quiet(limit: float) -> float:
+    """Wait, at most ``limit`` seconds, for 2 s in which the machine used at most QUIET cores; seconds waited."""
+    start = time.monotonic()
+    while True:
+        before = machine_busy()
+        time.sleep(2.0)
+        if (machine_busy() - before) / 2.0 <= QUIET or time.monotonic() - start >= limit:
+            return time.monotonic() - start
+
+
 def measure(server: Server, concurrency: int, args: argparse.Namespace, *, confined: bool,
             lua: Path) -> dict[str, Any]:
     """One point: an untimed warm-up, then a timed wrk run with the server tree's CPU around it."""
@@ -322,8 +332,15 @@ def run_mode(work: Path, registry: Path, cache: Path, args: argparse.Namespace, 
             for index in range(args.rounds):
                 pair = (ceiling, node) if (index + len(points)) % 2 == 0 else (node, ceiling)
                 for server in pair:
-                    point = measure(server, concurrency, args, confined=confined, lua=lua)
-                    point.update(mode=mode, round=index + 1, first=pair[0].name)
+                    for attempt in range(args.retries + 1):
+                        waited = wait_quiet(args.quiet_wait) if args.quiet_wait > 0 else 0.0
+                        point = measure(server, concurrency, args, confined=confined, lua=lua)
+                        if point["other_cores_busy"] <= QUIET or attempt == args.retries:
+                            break
+                        print(f"[{mode}] c={concurrency:<3} round {index + 1} {server.name:<7} disturbed "
+                              f"({point['other_cores_busy']:.2f} cores of other work): measuring again", flush=True)
+                    point.update(mode=mode, round=index + 1, first=pair[0].name, attempts=attempt + 1,
+                                 waited_for_quiet_s=waited)
                     points.append(point)
                     print(f"[{mode}] c={concurrency:<3} round {index + 1} {server.name:<7} "
                           f"{point['rps']:>7.0f} req/s  p50 {point['p50_ms']:.3f} ms  p99 {point['p99_ms']:.3f} ms"
@@ -461,6 +478,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 8, 64],
                         help="comma-separated connection counts (default: 1,8,64)")
     parser.add_argument("--modes", default="confined,unconfined", help="confined, unconfined or both (default)")
+    parser.add_argument("--quiet-wait", type=float, default=60.0, metavar="S",
+                        help=f"before each timed run, wait up to S seconds for the machine to use <= {QUIET} core "
+                        "(a shared machine; 0: do not wait; default: 60)")
+    parser.add_argument("--retries", type=int, default=2,
+                        help=f"measure a run again when other work used > {QUIET} core meanwhile (default: 2)")
     parser.add_argument("--startups", type=int, default=3, help="extra node starts, warm cache (default: 3)")
     parser.add_argument("--start-timeout", type=float, default=180.0, help="seconds a server may take to start")
     parser.add_argument("--ceiling-loop", choices=("asyncio", "uvloop"), default="asyncio",
