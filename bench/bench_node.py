@@ -27,6 +27,12 @@ utime+stime of the server process and all its children (/proc/PID/stat) across t
 over the requests wrk completed. Every run must answer only 2xx; both servers must give the same
 body. At the end, `--startups` more starts of the node (warm install cache, unpinned).
 
+On a shared machine: each timed run also records the CPU the rest of the machine used meanwhile
+(/proc/stat busy time minus the server tree and wrk). Before each run the script waits up to
+`--quiet-wait` seconds for the machine to be quiet; a run during which other work used more than
+0.1 core is measured again (`--retries`), and the summary takes the median of the quiet rounds only
+(of all rounds, flagged DISTURBED, when none was quiet).
+
     .venv/bin/python bench/bench_node.py --duration 10 --rounds 3 --json node.json
 """
 
@@ -345,8 +351,8 @@ def run_mode(work: Path, registry: Path, cache: Path, args: argparse.Namespace, 
                     points.append(point)
                     print(f"[{mode}] c={concurrency:<3} round {index + 1} {server.name:<7} "
                           f"{point['rps']:>7.0f} req/s  p50 {point['p50_ms']:.3f} ms  p99 {point['p99_ms']:.3f} ms"
-                          f"  cpu {point['cpu_us_per_request']:.0f} us/req  others {point['other_cores_busy']:.2f} cores",
-                          flush=True)
+                          f"  cpu {point['cpu_us_per_request']:.0f} us/req"
+                          f"  others {point['other_cores_busy']:.2f} cores", flush=True)
     return {"mode": mode, "servers": info, "startups": startups, "points": points}
 
 
