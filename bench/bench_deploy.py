@@ -147,7 +147,7 @@ def make_project(dest: Path) -> tuple[Path, list[tuple[Path, str]]]:
 
 def blob_items(files: list[tuple[Path, str]]) -> list[tuple[Path, str, str]]:
     """The (path, key, sha256) items deploy uploads for these files (content-address keys, checked digests)."""
-    from cprsdk.registry import Registry
+    from cprsdk.registry.registry import Registry
 
     return [(path, Registry.blob_key(digest), digest) for path, digest in files]
 

@@ -38,7 +38,7 @@ from common import REPO, load, machine, trained_sample
 sys.path.insert(0, str(REPO))  # this checkout's cprsdk, whatever is installed
 
 from cprsdk import load_predictor  # noqa: E402
-from cprsdk.batch import Pipeline  # noqa: E402
+from cprsdk.pipeline import Pipeline  # noqa: E402
 
 PREDICTOR = "predictor.MyPredictor"
 FETCH_SECONDS = 0.020

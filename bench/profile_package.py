@@ -22,10 +22,10 @@ from typing import Any
 from common import machine, median, ms, trained_sample
 
 from cprsdk.config import load_settings
-from cprsdk.installer import cached_site
-from cprsdk.packager import build_sdist
-from cprsdk.pickles import GlobalRef, find_pickles, scan_file
-from cprsdk.sandbox import run_job
+from cprsdk.packaging.install import cached_site
+from cprsdk.packaging.packager import build_sdist
+from cprsdk.packaging.pickles import GlobalRef, find_pickles, scan_file
+from cprsdk.runtime.sandbox import run_job
 
 
 def pickle_refs(model_dir: Path) -> set[GlobalRef]:

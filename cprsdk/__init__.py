@@ -7,15 +7,16 @@ will load; ``cprsdk local predict`` runs it exactly as a prediction node does.
 
 from __future__ import annotations
 
-from .batch import ItemError, Pipeline, PipelineError
-from .config import Settings, load_settings
-from .deploy import DeployRequest, DeployResult, deploy
-from .errors import (
+from cprsdk.pipeline import ItemError, Pipeline, PipelineError
+from cprsdk.config import Settings, load_settings
+from cprsdk.registry.deploy import DeployRequest, DeployResult, deploy
+from cprsdk.errors import (
     AlreadyExists,
     BuildError,
     ConfigError,
     CprError,
     IntegrityError,
+    ManifestError,
     NotFound,
     NotSupportedError,
     PackageError,
@@ -31,12 +32,12 @@ from .errors import (
     ResponseError,
     StorageError,
 )
-from .local import LocalResult, local_predict
-from .packager import PackageResult, package
-from .pickles import GlobalRef, PickleScan, scan_file
-from .predictor import Predictor, import_prediction_class, load_predictor
-from .registry import Registry
-from .storage import Store, open_store
+from cprsdk.runtime.local import LocalResult, local_predict
+from cprsdk.packaging.packager import PackageResult, package
+from cprsdk.packaging.pickles import GlobalRef, PickleScan, scan_file
+from cprsdk.runtime.predictor import Predictor, import_prediction_class, load_predictor
+from cprsdk.registry.registry import Registry
+from cprsdk.storage import Store, open_store
 
 __version__ = "0.1.0"
 
@@ -51,6 +52,7 @@ __all__ = [
     "IntegrityError",
     "ItemError",
     "LocalResult",
+    "ManifestError",
     "NotFound",
     "NotSupportedError",
     "PackageError",

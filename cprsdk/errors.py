@@ -16,7 +16,8 @@
     │   ├── PreconditionFailed    a compare-and-swap write met another version (412)
     │   └── IntegrityError        bytes do not match their checksum (500)
     ├── RegistryError             a registry change was refused: exists, not found, conflict
-    ├── PipelineError             a Pipeline run itself failed (cprsdk.batch; item errors go to pipe.errors)
+    │   └── ManifestError         a stored version manifest is corrupt, truncated or invalid
+    ├── PipelineError             a Pipeline run itself failed (cprsdk.pipeline; item errors go to pipe.errors)
     ├── RequestError              a prediction request is malformed (400)
     ├── PredictionError           raised by a predictor to choose its status (default 400)
     └── ResponseError             a predictor returned something that is not JSON (500)
@@ -51,6 +52,7 @@ __all__ = [
     "ConfigError",
     "CprError",
     "IntegrityError",
+    "ManifestError",
     "NotFound",
     "NotSupportedError",
     "PackageError",
@@ -154,6 +156,11 @@ class RegistryError(CprError):
     def __init__(self, message: str, *, status_code: int = 400, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.status_code = status_code
+
+
+class ManifestError(RegistryError):
+    def __init__(self, message: str, *, status_code: int = 500, hint: str | None = None) -> None:
+        super().__init__(message, status_code=status_code, hint=hint)
 
 
 class RequestError(CprError):

@@ -23,8 +23,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .client import NodeClient
-from .errors import CprError
+from cprsdk.node.client import NodeClient
+from cprsdk.errors import CprError
 
 __all__ = ["RunningNode", "free_port", "node_fixture", "running_node"]
 
@@ -68,7 +68,7 @@ def running_node(*, registry: str | None = None, model_dir: str | Path | None = 
     """
     import uvicorn
 
-    from .node.server import ServeOptions, build_node
+    from cprsdk.node.server import ServeOptions, build_node
 
     with tempfile.TemporaryDirectory(prefix="cprsdk-node-") as tmp:
         sdists = _sdists(packages, Path(tmp)) if model_dir is not None else ()
@@ -91,8 +91,8 @@ def running_node(*, registry: str | None = None, model_dir: str | Path | None = 
 
 
 def _sdists(packages: Sequence[str | Path], work: Path) -> tuple[Path, ...]:
-    from .config import load_settings
-    from .local import prepare_packages
+    from cprsdk.config import load_settings
+    from cprsdk.runtime.local import prepare_packages
 
     settings = load_settings(".", {"packages": [str(p) for p in packages]})
     return tuple(prepare_packages(settings, work)[0])

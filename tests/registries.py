@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cprsdk.registry import Registry
+from cprsdk.registry.registry import Registry
 
 
 @pytest.fixture

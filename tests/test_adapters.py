@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from cprsdk import PredictorContractError, RequestError
-from cprsdk.adapters import load_adapter, resolve_style
+from cprsdk.runtime.adapters import load_adapter, resolve_style
 from cprsdk.cli import main
 from cprsdk.testing import running_node
 

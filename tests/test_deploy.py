@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from cprsdk.cli import main
-from cprsdk.registry import Registry, fetch_version
+from cprsdk.registry.registry import Registry, fetch_version
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "zerocenterer-sklearn"
 

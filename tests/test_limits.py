@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from cprsdk import QuotaError
-from cprsdk.limits import check_code_size, check_model_dir
+from cprsdk.packaging.limits import check_code_size, check_model_dir
 
 
 def _sparse(path: Path, size: int) -> None:

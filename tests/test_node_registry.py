@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from cprsdk.cli import main
-from cprsdk.registry import Registry
+from cprsdk.registry.registry import Registry
 from cprsdk.testing import RunningNode, free_port, running_node
 
 
@@ -145,7 +145,7 @@ def test_sigterm_drains_in_flight_requests_and_exits_zero(tmp_path: Path, capsys
     proc = subprocess.Popen([sys.executable, "-m", "cprsdk", "serve", "--registry", registry, "--port", str(port)],
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
-        from cprsdk.client import NodeClient
+        from cprsdk.node.client import NodeClient
 
         client = NodeClient(f"http://127.0.0.1:{port}")
         _wait(lambda: _alive(client) and client.request("GET", "/readyz").ok)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cprsdk import PickleCheckError, PredictorLoadError, QuotaError, load_settings, package
-from cprsdk.packager import is_bare_folder
+from cprsdk.packaging.packager import is_bare_folder
 
 Project = Callable[[str], Path]
 

@@ -1,4 +1,4 @@
-"""Request bodies in, JSON out: the input and output policies of cprsdk.payload."""
+"""Request bodies in, JSON out: the input and output policies of cprsdk.runtime.payload."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from cprsdk import RequestError, ResponseError
-from cprsdk.payload import MAX_DEPTH, dumps_response, parse_json, split_request, to_jsonable
+from cprsdk.runtime.payload import MAX_DEPTH, dumps_response, parse_json, split_request, to_jsonable
 
 
 def test_other_fields_become_kwargs() -> None:

@@ -13,7 +13,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from cprsdk import GlobalRef, scan_file
-from cprsdk.pickles import UnreadablePickle, dangerous_reason, find_pickles
+from cprsdk.packaging.pickles import UnreadablePickle, dangerous_reason, find_pickles
 
 
 class Payload:

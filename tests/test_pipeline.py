@@ -1,4 +1,4 @@
-"""cprsdk.batch.Pipeline: kinds, keys and order kept; every input ends as an output or an error."""
+"""cprsdk.Pipeline: kinds, keys and order kept; every input ends as an output or an error."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from cprsdk.batch import ItemError, Pipeline, PipelineError
+from cprsdk.pipeline import ItemError, Pipeline, PipelineError
 from cprsdk.errors import CprError
 
 pytestmark = pytest.mark.timeout(60)

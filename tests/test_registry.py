@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cprsdk import ConfigError
-from cprsdk.registry import Registry, RegistryError, fetch_version
+from cprsdk.registry.registry import Registry, RegistryError, fetch_version
 from cprsdk.storage import IntegrityError
 
 
@@ -132,7 +132,7 @@ def test_names_follow_ai_platform_rules(registry: Registry) -> None:
 
 
 def test_flipped_byte_is_caught_on_fetch(registry: Registry, tmp_path: Path) -> None:
-    from cprsdk.installer import sha256_file
+    from cprsdk.packaging.install import sha256_file
 
     payload = tmp_path / "weights.bin"
     payload.write_bytes(b"w" * 4096)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cprsdk.cli import main
-from cprsdk.templating import available_templates
+from cprsdk.packaging.templating import available_templates
 
 
 def test_sklearn_template_works_as_generated(tmp_path: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]

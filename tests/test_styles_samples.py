@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from cprsdk.adapters import load_adapter
+from cprsdk.runtime.adapters import load_adapter
 from cprsdk.cli import main
 from cprsdk.testing import RunningNode, running_node
 

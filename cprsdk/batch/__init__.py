@@ -1,16 +1,4 @@
-"""Batch work: :class:`Pipeline`, parallel stages called like a function, where every input ends
-as an output or as an :class:`ItemError` in ``pipe.errors``.
+"""Batch prediction jobs: every input record ends as a prediction or an error line.
 
-    pipeline.py   Pipeline: add / add_factory / add_predictor, and calling it
-    _stage.py     a stage as added, and segments (plain stages fused after the one before)
-    _run.py       one call: feeder, worker threads, bounded queues, in-order delivery
-    _callers.py   how a worker calls its stage: in its thread, under a timeout, or in a child process
-    _errors.py    PipelineError (in the CprError tree) and the ItemError record
+    jobs.py  JobSpec, run_job and the job's layout under --output
 """
-
-from __future__ import annotations
-
-from ._errors import ItemError, PipelineError
-from .pipeline import Pipeline
-
-__all__ = ["ItemError", "Pipeline", "PipelineError"]

@@ -32,8 +32,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, CprError, NotFound
-from ..storage import Store, open_store
+from cprsdk.errors import ConfigError, CprError, NotFound
+from cprsdk.storage import Store, open_store
 
 __all__ = ["JobSpec", "JobSummary", "job_id", "job_status", "list_jobs", "run_job", "sources_from_registry", "stop_job"]
 
@@ -166,7 +166,7 @@ def _adapter(spec: dict[str, Any]) -> Any:
         for site in reversed(spec["sites"]):
             if site not in sys.path:
                 sys.path.insert(0, site)
-        from ..adapters import load_adapter
+        from cprsdk.runtime.adapters import load_adapter
 
         _LOADED[key] = load_adapter(spec["prediction_class"], spec["model_dir"])
     return _LOADED[key]
@@ -190,7 +190,7 @@ def _instance(record: dict[str, Any], data_format: str, key_field: str | None) -
             raise ValueError(f"the row has {len(record['row'])} fields, the header {len(record['header'])}")
         key = values.pop(key_field) if key_field else None
         return key, [_number(v) for v in values.values()]
-    from ..payload import parse_json
+    from cprsdk.runtime.payload import parse_json
 
     value = parse_json(record["line"])
     if key_field:
@@ -430,9 +430,9 @@ def _write_views(store: Store, unreadable: list[dict[str, Any]], shards: Sequenc
 
 def sources_from_registry(registry: Any, model: str, version: str | None) -> tuple[str, str, tuple[str, ...], dict[str, Any]]:
     """(prediction class, local model dir, package folders, description) of a deployed version."""
-    from ..installer import cache_dir, cached_site
-    from ..registry import fetch_version
-    from ..requirements import ensure_requirements
+    from cprsdk.packaging.install import cache_dir, cached_site
+    from cprsdk.registry.registry import fetch_version
+    from cprsdk.packaging.requirements import ensure_requirements
 
     name = version or registry.get_model(model).default_version
     if name is None:

@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from .app import create_app
-from .versions import VersionManager
+from cprsdk.node.app import create_app
+from cprsdk.node.versions import VersionManager
 
 __all__ = ["VersionManager", "create_app"]

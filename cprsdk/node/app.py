@@ -17,13 +17,13 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import CprError, RequestError, error_body
-from ..payload import parse_json, split_request
-from .management import Management
-from .metrics import Metrics
-from .protocol import MODE_AIP, MODE_RAW, MODE_VERTEX, raw_body, split_raw
-from .versions import VersionManager
-from .workers import Overloaded
+from cprsdk.errors import CprError, RequestError, error_body
+from cprsdk.runtime.payload import parse_json, split_request
+from cprsdk.node.management import Management
+from cprsdk.node.metrics import Metrics
+from cprsdk.node.protocol import MODE_AIP, MODE_RAW, MODE_VERTEX, raw_body, split_raw
+from cprsdk.node.versions import VersionManager
+from cprsdk.node.pool import Overloaded
 
 __all__ = ["NodeOptions", "create_app"]
 

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import Settings
-from ..errors import ConfigError, CprError, RegistryError, RequestError
-from ..registry import Registry, utc_now, validate_name
-from .versions import VersionManager
+from cprsdk.config import Settings
+from cprsdk.errors import ConfigError, CprError, RegistryError, RequestError
+from cprsdk.registry.registry import Registry, utc_now, validate_name
+from cprsdk.node.versions import VersionManager
 
 __all__ = ["Management"]
 
@@ -103,7 +103,7 @@ class Management:
 
     async def create_version(self, registry: Registry, project: str, model: str,
                              body: dict[str, Any]) -> dict[str, Any]:
-        from ..deploy import DeployRequest
+        from cprsdk.registry.deploy import DeployRequest
 
         name = validate_name("Version", str(body.get("name")))
         origin = self._check_uri("deploymentUri", body.get("deploymentUri", ""))
@@ -129,7 +129,7 @@ class Management:
 
     async def _deploy(self, op: _Operation, registry: Registry, settings: Settings, request: Any,
                       project: str) -> None:
-        from ..deploy import deploy
+        from cprsdk.registry.deploy import deploy
 
         try:
             await asyncio.to_thread(deploy, settings, request, registry=registry)
@@ -156,7 +156,7 @@ class Management:
     # ---------------------------------------------------------------- batch prediction jobs
 
     async def create_job(self, registry: Registry, project: str, body: dict[str, Any]) -> dict[str, Any]:
-        from ..batch.jobs import JobSpec, sources_from_registry
+        from cprsdk.batch.jobs import JobSpec, sources_from_registry
 
         job = validate_name("Job", str(body.get("jobId")))
         if job in self.jobs:
@@ -186,7 +186,7 @@ class Management:
         return dict(record)
 
     async def _run_job(self, record: dict[str, Any], spec: Any) -> None:
-        from ..batch.jobs import run_job
+        from cprsdk.batch.jobs import run_job
 
         record["state"] = "RUNNING"
         try:
@@ -206,7 +206,7 @@ class Management:
         return dict(self.jobs[job])
 
     async def cancel_job(self, job: str) -> dict[str, Any]:
-        from ..storage import open_store
+        from cprsdk.storage import open_store
 
         record = self.get_job(job)
         if record["state"] in ("QUEUED", "RUNNING"):

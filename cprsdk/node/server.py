@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
-from ..registry import Registry
-from .app import Node, NodeOptions, create_app
-from .versions import VersionManager
+from cprsdk.errors import ConfigError
+from cprsdk.registry.registry import Registry
+from cprsdk.node.app import Node, NodeOptions, create_app
+from cprsdk.node.versions import VersionManager
 
 __all__ = ["ServeOptions", "build_node", "run"]
 

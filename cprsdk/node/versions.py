@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import CprError, RegistryError, RequestError
-from ..installer import cache_dir, cached_site
-from ..registry import Registry, fetch_version
-from ..requirements import ensure_requirements
-from .workers import WorkerPool, WorkerSpec
+from cprsdk.errors import CprError, RegistryError, RequestError
+from cprsdk.packaging.install import cache_dir, cached_site
+from cprsdk.registry.registry import Registry, fetch_version
+from cprsdk.packaging.requirements import ensure_requirements
+from cprsdk.node.pool import WorkerPool, WorkerSpec
 
 __all__ = ["Version", "VersionManager"]
 

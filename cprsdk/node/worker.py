@@ -1,6 +1,6 @@
 """The worker process of one version: load the predictor once, then answer request frames.
 
-Started by ``workers.py`` as ``python -I -c <boot> <json spec>``; the spec names the package
+Started by ``pool.py`` through :func:`cprsdk.runtime.child.child_argv` with a JSON spec; the spec names the package
 folders (first on ``sys.path``), the prediction class, the model directory and the version.
 Anything the predictor prints goes to stderr (the node's log); frames go to the original stdout.
 """
@@ -14,8 +14,9 @@ import sys
 import traceback
 from typing import Any, BinaryIO
 
-from ..errors import CprError, PredictionError, RequestError, error_body
-from .protocol import LENGTH, MODE_RAW, MODE_VERTEX, REQUEST_HEAD, raw_body, response_frame, split_raw
+from cprsdk.errors import CprError, PredictionError, RequestError, error_body
+from cprsdk.runtime.child import enter
+from cprsdk.node.protocol import LENGTH, MODE_RAW, MODE_VERTEX, REQUEST_HEAD, raw_body, response_frame, split_raw
 
 __all__ = ["serve_frames"]
 
@@ -68,13 +69,9 @@ def main() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     spec = json.loads(sys.argv[1])
-    out_fd = os.dup(1)
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    sys.path[:] = [p for p in sys.path if p not in ("", os.getcwd())]
-    sys.path[:0] = spec["sites"]
-    sys.argv = [spec["prediction_class"]]
-    from ..adapters import load_adapter
+    out_fd = enter(spec["sites"], spec["prediction_class"], take_stdout=True)
+    assert out_fd is not None
+    from cprsdk.runtime.adapters import load_adapter
 
     try:
         predictor = load_adapter(spec["prediction_class"], spec["model_dir"], formatter=spec.get("formatter"),

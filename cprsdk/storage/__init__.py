@@ -23,10 +23,10 @@ Errors::
 
 from __future__ import annotations
 
-from ._base import Blob, ObjectInfo, Store
-from ._errors import AlreadyExists, IntegrityError, NotFound, PreconditionFailed, StorageError
-from ._open import open_store
-from ._transfer import TransferStats, upload_many
+from cprsdk.storage._base import Blob, ObjectInfo, Store
+from cprsdk.storage._errors import AlreadyExists, IntegrityError, NotFound, PreconditionFailed, StorageError
+from cprsdk.storage._open import open_store
+from cprsdk.storage._transfer import TransferStats, upload_many
 
 __all__ = [
     "AlreadyExists",

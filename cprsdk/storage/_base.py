@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from ._errors import IntegrityError, StorageError
+from cprsdk.storage._errors import IntegrityError, StorageError
 
 __all__ = ["Blob", "ObjectInfo", "Store"]
 

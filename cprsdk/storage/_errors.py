@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from ..errors import AlreadyExists, IntegrityError, NotFound, PreconditionFailed, StorageError
+from cprsdk.errors import AlreadyExists, IntegrityError, NotFound, PreconditionFailed, StorageError
 
 __all__ = ["AlreadyExists", "IntegrityError", "NotFound", "PreconditionFailed", "StorageError"]

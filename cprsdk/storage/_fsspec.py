@@ -17,8 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ._base import CHUNK, Blob, HashingReader, ObjectInfo, Sink, Store, list_base, md5_hex
-from ._errors import AlreadyExists, NotFound, PreconditionFailed, StorageError
+from cprsdk.storage._base import CHUNK, Blob, HashingReader, ObjectInfo, Sink, Store, list_base, md5_hex
+from cprsdk.storage._errors import AlreadyExists, NotFound, PreconditionFailed, StorageError
 
 Info = dict[str, Any]
 

@@ -36,8 +36,8 @@ from google.cloud.storage.retry import (  # type: ignore[import-untyped]
     DEFAULT_RETRY_IF_GENERATION_SPECIFIED,
 )
 
-from ._base import Blob, HashingReader, ObjectInfo, Sink, Store, md5_hex
-from ._errors import AlreadyExists, IntegrityError, NotFound, PreconditionFailed, StorageError
+from cprsdk.storage._base import Blob, HashingReader, ObjectInfo, Sink, Store, md5_hex
+from cprsdk.storage._errors import AlreadyExists, IntegrityError, NotFound, PreconditionFailed, StorageError
 
 try:  # google-cloud-storage >= 3
     from google.cloud.storage.exceptions import DataCorruption  # type: ignore[import-untyped]

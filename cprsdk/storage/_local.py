@@ -21,8 +21,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ._base import CHUNK, RESERVED_NAME, Blob, HashingReader, ObjectInfo, Sink, Store, list_base
-from ._errors import AlreadyExists, NotFound, PreconditionFailed, StorageError
+from cprsdk.storage._base import CHUNK, RESERVED_NAME, Blob, HashingReader, ObjectInfo, Sink, Store, list_base
+from cprsdk.storage._errors import AlreadyExists, NotFound, PreconditionFailed, StorageError
 
 _NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV}
 

@@ -7,8 +7,8 @@ import os
 import re
 from pathlib import Path
 
-from ._base import Store
-from ._errors import StorageError
+from cprsdk.storage._base import Store
+from cprsdk.storage._errors import StorageError
 
 __all__ = ["open_store"]
 
@@ -51,7 +51,7 @@ def _require(module: str, scheme: str, install: str) -> None:
 
 
 def _open_local(path: str) -> Store:
-    from ._local import LocalStore
+    from cprsdk.storage._local import LocalStore
 
     if not path:
         raise StorageError("file:// URI names no folder; use file:///ABSOLUTE/PATH or a plain path.")
@@ -60,7 +60,7 @@ def _open_local(path: str) -> Store:
 
 def _open_gcs(uri: str, rest: str) -> Store:
     _require("google.cloud.storage", "gs", "pip install google-cloud-storage")
-    from ._gcs import GcsStore
+    from cprsdk.storage._gcs import GcsStore
 
     bucket, _, root = rest.partition("/")
     if not bucket:
@@ -71,7 +71,7 @@ def _open_gcs(uri: str, rest: str) -> Store:
 def _open_memory(uri: str) -> Store:
     from fsspec.core import url_to_fs  # type: ignore[import-untyped]
 
-    from ._fsspec import MemoryStore
+    from cprsdk.storage._fsspec import MemoryStore
 
     fs, root = url_to_fs(uri)
     root = root.strip("/")
@@ -82,7 +82,7 @@ def _open_s3(uri: str) -> Store:
     _require("s3fs", "s3", "pip install 'cprsdk[s3]'")
     from fsspec.core import url_to_fs
 
-    from ._s3 import S3Store
+    from cprsdk.storage._s3 import S3Store
 
     fs, root = url_to_fs(uri, use_listings_cache=False)
     if not root.strip("/"):
@@ -94,7 +94,7 @@ def _open_other(uri: str) -> Store:
     import fsspec  # type: ignore[import-untyped]
     from fsspec.core import url_to_fs
 
-    from ._fsspec import FsspecStore
+    from cprsdk.storage._fsspec import FsspecStore
 
     for scheme in re.findall(r"(?:^|::)([A-Za-z][A-Za-z0-9+.-]*)://", uri):
         try:

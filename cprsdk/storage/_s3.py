@@ -15,9 +15,9 @@ from typing import Any
 
 from fsspec.asyn import sync  # type: ignore[import-untyped]
 
-from ._base import Blob, ObjectInfo
-from ._errors import AlreadyExists, NotFound, StorageError
-from ._fsspec import FsspecStore, Info
+from cprsdk.storage._base import Blob, ObjectInfo
+from cprsdk.storage._errors import AlreadyExists, NotFound, StorageError
+from cprsdk.storage._fsspec import FsspecStore, Info
 
 _MD5_ETAG = re.compile(r"[0-9a-f]{32}")
 _KMS = {"aws:kms", "aws:kms:dsse"}

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from ._base import Store
-from ._errors import AlreadyExists, StorageError
+from cprsdk.storage._base import Store
+from cprsdk.storage._errors import AlreadyExists, StorageError
 
 __all__ = ["TransferStats", "upload_many"]
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import QuotaError
+from cprsdk.errors import QuotaError
 
 __all__ = ["MB", "DirStats", "check_code_quota_sizes", "check_code_size", "check_model_dir", "dir_stats", "format_mb"]
 

@@ -22,23 +22,15 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from .errors import CprError, error_body
+from cprsdk.errors import CprError, error_body
+from cprsdk.runtime.child import child_argv, enter
 
-__all__ = ["run_job"]
-
-_BOOT = (
-    "import sys, importlib.util\n"
-    "if importlib.util.find_spec('cprsdk') is None: sys.path.append({root!r})\n"
-    "from cprsdk.sandbox import _child_main\n"
-    "_child_main()\n"
-)
-
+__all__ = ["child_main", "run_job"]
 
 def run_job(job: dict[str, Any], *, cwd: Path, timeout: float | None = None) -> dict[str, Any]:
     """Run ``job`` in a fresh ``python -I`` and return its JSON answer."""
-    root = str(Path(__file__).resolve().parent.parent)
     proc = subprocess.run(
-        [sys.executable, "-I", "-c", _BOOT.format(root=root)],
+        child_argv("cprsdk.runtime.sandbox:child_main"),
         input=json.dumps(job).encode(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -100,7 +92,7 @@ def _resolve_ref(module_name: str, name: str, sites: list[str]) -> dict[str, Any
 
 
 def _check(job: dict[str, Any]) -> dict[str, Any]:
-    from .adapters import resolve_style
+    from cprsdk.runtime.adapters import resolve_style
 
     answer: dict[str, Any] = {"status": 200, "class": None, "references": []}
     if job.get("prediction_class"):
@@ -116,7 +108,7 @@ def _check(job: dict[str, Any]) -> dict[str, Any]:
 def _predict(job: dict[str, Any]) -> dict[str, Any]:
     import base64
 
-    from .adapters import load_adapter, resolve_style
+    from cprsdk.runtime.adapters import load_adapter, resolve_style
 
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -145,14 +137,10 @@ def _predict(job: dict[str, Any]) -> dict[str, Any]:
     return {**answer, "timings": timings}
 
 
-def _child_main() -> None:
-    answer_fd = os.dup(1)
-    os.dup2(2, 1)  # user prints, even from C, go to stderr
-    sys.stdout = sys.stderr
+def child_main() -> None:
     job = json.loads(sys.stdin.read())
-    sys.path[:] = [p for p in sys.path if p not in ("", os.getcwd())]
-    sys.path[:0] = job["sites"]
-    sys.argv = [job.get("prediction_class") or "cprsdk"]
+    answer_fd = enter(job["sites"], job.get("prediction_class") or "cprsdk", take_stdout=True)
+    assert answer_fd is not None
     try:
         answer = _check(job) if job["kind"] == "check" else _predict(job)
     except CprError as exc:

@@ -24,10 +24,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from .errors import PredictorContractError, PredictorImportError, RequestError
-from .formats import JSON, decode, encode, format_output, load_labels, media_type
-from .payload import dumps_response, parse_json, split_request, to_jsonable
-from .predictor import _import_module, import_prediction_class, load_predictor, search_path
+from cprsdk.errors import PredictorContractError, PredictorImportError, RequestError
+from cprsdk.runtime.formats import JSON, decode, encode, format_output, load_labels, media_type
+from cprsdk.runtime.payload import dumps_response, parse_json, split_request, to_jsonable
+from cprsdk.runtime.predictor import _import_module, import_prediction_class, load_predictor, search_path
 
 __all__ = ["Adapter", "load_adapter", "resolve_style"]
 

@@ -8,8 +8,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..predictor import load_predictor
-from ._errors import PipelineError
+from cprsdk.runtime.predictor import load_predictor
+from cprsdk.pipeline._errors import PipelineError
 
 __all__ = ["PredictorFactory", "Segment", "Stage", "make_stage", "segments_of"]
 

@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import Settings
-from .errors import ConfigError, CprError
-from .installer import sha256_file
-from .limits import MB, dir_stats, format_mb
-from .packager import check_code, check_model, package
-from .registry import Registry, RegistryError, utc_now, validate_name
-from .storage import open_store, upload_many
+from cprsdk.config import Settings
+from cprsdk.errors import ConfigError, CprError
+from cprsdk.packaging.install import sha256_file
+from cprsdk.packaging.limits import MB, dir_stats, format_mb
+from cprsdk.packaging.packager import check_code, check_model, package
+from cprsdk.registry.registry import Registry, RegistryError, utc_now, validate_name
+from cprsdk.storage import open_store, upload_many
 
 __all__ = ["DeployResult", "deploy", "wait_for_version"]
 
@@ -109,7 +109,7 @@ def _stored_artifacts(uri: str, store: Any, infos: list[Any], *, one_object: boo
 
 
 def _check_origin_quota(settings: Settings, files: list[Any], origin: str) -> None:
-    from .errors import QuotaError
+    from cprsdk.errors import QuotaError
 
     total = sum(f.size for f in files)
     if len(files) > settings.max_model_files:
@@ -147,7 +147,7 @@ def _gather(settings: Settings, request: DeployRequest, work: Path,
         origin_store, origin_infos = _stored_objects(request.origin)
         _check_origin_quota(settings, origin_infos, request.origin)  # from the listing: nothing downloaded yet
         package_objects = [(uri, *_stored_objects(uri, one_object=True)) for uri in request.package_uris]
-        from .limits import check_code_quota_sizes
+        from cprsdk.packaging.limits import check_code_quota_sizes
 
         check_code_quota_sizes([(uri, infos[0].size) for uri, _, infos in package_objects],
                                max_mb=settings.max_code_mb, source=settings.describe("max_code_mb"))

@@ -25,13 +25,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import Settings, load_toml
-from .errors import BuildError, ConfigError, PackageError, PickleCheckError, PredictorLoadError
-from .installer import build_distribution, build_sdist_and_wheel, cached_site, install_wheel, normalize_sdist, sha256_file
-from .limits import check_code_size, check_model_dir, format_mb
-from .pickles import GlobalRef, UnreadablePickle, dangerous_reason, find_pickles, scan_file
-from .sandbox import run_job
-from .templating import render_text, template_root
+from cprsdk.config import Settings, load_toml
+from cprsdk.errors import BuildError, ConfigError, PackageError, PickleCheckError, PredictorLoadError
+from cprsdk.packaging.install import build_distribution, build_sdist_and_wheel, cached_site, install_wheel, normalize_sdist, sha256_file
+from cprsdk.packaging.limits import check_code_size, check_model_dir, format_mb
+from cprsdk.packaging.pickles import GlobalRef, UnreadablePickle, dangerous_reason, find_pickles, scan_file
+from cprsdk.runtime.sandbox import run_job
+from cprsdk.packaging.templating import render_text, template_root
 
 __all__ = ["Check", "ModelChecks", "PackageResult", "build_sdist", "check_code", "check_model", "is_bare_folder", "package"]
 
@@ -186,7 +186,7 @@ def _bare_layout(root: Path, settings: Settings) -> tuple[str, str]:
 
 
 def _static_pickle_checks(settings: Settings, model_dir: Path) -> tuple[list[dict[str, Any]], set[GlobalRef]]:
-    from .limits import dir_stats
+    from cprsdk.packaging.limits import dir_stats
 
     base = settings.project_dir
     problems: list[str] = []
@@ -282,7 +282,7 @@ def _clean_import_check(
 
 
 def _requirements_check(site: Path) -> Check:
-    from .requirements import declared_requirements, unmet
+    from cprsdk.packaging.requirements import declared_requirements, unmet
 
     declared = declared_requirements(site)
     missing = unmet(declared, [str(site)])

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, RegistryError
-from .storage import AlreadyExists, NotFound, PreconditionFailed, Store, open_store
+from cprsdk.errors import ConfigError, RegistryError
+from cprsdk.storage import AlreadyExists, NotFound, PreconditionFailed, Store, open_store
 
 __all__ = [
     "NAME_RULE",

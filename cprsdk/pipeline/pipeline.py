@@ -19,9 +19,9 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Se
 from collections.abc import Set as AbstractSet
 from typing import Any, TypeVar, overload
 
-from ._errors import ItemError, PipelineError
-from ._run import Run
-from ._stage import PredictorFactory, Segment, Stage, make_stage, segments_of
+from cprsdk.pipeline._errors import ItemError, PipelineError
+from cprsdk.pipeline._run import Run
+from cprsdk.pipeline._stage import PredictorFactory, Segment, Stage, make_stage, segments_of
 
 __all__ = ["ItemError", "Pipeline", "PipelineError"]
 

@@ -17,7 +17,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import RequestError, ResponseError
+from cprsdk.errors import RequestError, ResponseError
 
 __all__ = ["MAX_DEPTH", "MAX_INT_DIGITS", "dumps_response", "parse_json", "split_request", "to_jsonable"]
 

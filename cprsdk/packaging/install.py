@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from .errors import BuildError
+from cprsdk.errors import BuildError
 
 __all__ = [
     "SDIST_MTIME",
@@ -139,7 +139,7 @@ def build_sdist_and_wheel(source: Path, out_dir: Path) -> tuple[Path, Path]:
     """
     import build
 
-    from .config import load_toml
+    from cprsdk.config import load_toml
 
     pyproject = source / "pyproject.toml"
     system = load_toml(pyproject).get("build-system", {}) if pyproject.is_file() else {}

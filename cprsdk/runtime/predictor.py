@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from .errors import PredictorContractError, PredictorImportError
+from cprsdk.errors import PredictorContractError, PredictorImportError
 
 __all__ = ["Predictor", "import_prediction_class", "load_predictor", "search_path"]
 

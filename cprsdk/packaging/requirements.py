@@ -14,7 +14,7 @@ from email.parser import Parser
 from importlib import metadata
 from pathlib import Path
 
-from .errors import BuildError
+from cprsdk.errors import BuildError
 
 __all__ = ["declared_requirements", "ensure_requirements", "requirements_dir", "unmet"]
 

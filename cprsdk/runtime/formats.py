@@ -22,8 +22,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, RequestError
-from .payload import parse_json, to_jsonable
+from cprsdk.errors import ConfigError, RequestError
+from cprsdk.runtime.payload import parse_json, to_jsonable
 
 __all__ = ["decode", "encode", "format_output", "load_labels", "media_type", "validate_formatter"]
 

@@ -19,20 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import CprError, error_body
-from .protocol import LENGTH, RESPONSE_HEAD, request_frame
+from cprsdk.errors import CprError, error_body
+from cprsdk.runtime.child import child_argv
+from cprsdk.node.protocol import LENGTH, RESPONSE_HEAD, request_frame
 
 __all__ = ["LoadFailed", "Overloaded", "WorkerPool", "WorkerSpec"]
 
 log = logging.getLogger("cprsdk.node")
 
-_BOOT = (
-    "import sys, importlib.util\n"
-    "if importlib.util.find_spec('cprsdk') is None: sys.path.append({root!r})\n"
-    "from cprsdk.node.worker import main\n"
-    "main()\n"
-)
-_ROOT = str(Path(__file__).resolve().parent.parent.parent)
 
 
 class LoadFailed(CprError):
@@ -57,7 +51,7 @@ class WorkerSpec:
         spec = {"sites": list(self.sites), "prediction_class": self.prediction_class,
                 "model_dir": self.model_dir, "version": self.version, "formatter": self.formatter,
                 "formatter_args": dict(self.formatter_args)}
-        return [sys.executable, "-I", "-c", _BOOT.format(root=_ROOT), json.dumps(spec)]
+        return child_argv("cprsdk.node.worker:main", json.dumps(spec))
 
 
 def _exit_text(code: int | None) -> str:

@@ -14,9 +14,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .config import load_settings
-from .errors import ConfigError, CprError
+from cprsdk import __version__
+from cprsdk.config import load_settings
+from cprsdk.errors import ConfigError, CprError
 
 __all__ = ["main"]
 
@@ -54,7 +54,7 @@ def _translated_errors(code: list[int]) -> Iterator[None]:
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
-    from .scaffold import create_project
+    from cprsdk.packaging.scaffold import create_project
 
     dest = Path(args.dir)
     files = create_project(dest, args.template)
@@ -82,7 +82,7 @@ _PACKAGE_KEYS = ("name", "version", "prediction_class", "model_dir", "out", "max
 
 
 def _cmd_package(args: argparse.Namespace) -> int:
-    from .packager import package
+    from cprsdk.packaging.packager import package
 
     settings = load_settings(args.src, _settings_flags(args, _PACKAGE_KEYS))
     result = package(settings, step=(lambda s: _err(f"... {s}")) if not args.quiet else (lambda s: None))
@@ -104,9 +104,9 @@ def _cmd_package(args: argparse.Namespace) -> int:
 
 
 def _cmd_local_predict(args: argparse.Namespace) -> int:
-    from .local import local_predict, read_request
+    from cprsdk.runtime.local import local_predict, read_request
 
-    from .errors import error_body
+    from cprsdk.errors import error_body
 
     flags = {"model_dir": args.model_dir, "packages": args.package, "prediction_class": args.prediction_class}
     try:
@@ -141,7 +141,7 @@ def _cmd_local_predict(args: argparse.Namespace) -> int:
 
 
 def _registry(args: argparse.Namespace, settings: Any = None) -> Any:
-    from .registry import Registry
+    from cprsdk.registry.registry import Registry
 
     settings = settings or load_settings(".", {"registry": args.registry})
     return Registry(settings.registry)
@@ -166,7 +166,7 @@ def _formatter_fields(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_deploy(args: argparse.Namespace) -> int:
-    from .deploy import DeployRequest, deploy, wait_for_version
+    from cprsdk.registry.deploy import DeployRequest, deploy, wait_for_version
 
     flags = _settings_flags(args, _DEPLOY_KEYS)
     flags["version"] = None  # --version names the version to create, not the distribution
@@ -192,8 +192,8 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
     if quiet:
         print(json.dumps({**result.to_json(), "state": state}, indent=2))
     else:
-        from .limits import format_mb
-        from .output import print_table
+        from cprsdk.packaging.limits import format_mb
+        from cprsdk.cli._output import print_table
 
         uris = ", ".join(result.manifest["packageUris"])
         print_table([[result.model, result.version, state, "yes" if result.manifest.get("isDefault") else "no",
@@ -212,7 +212,7 @@ _MODEL_COLUMNS = (("name", "name"), ("default version", "defaultVersion"), ("cre
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from .output import print_records
+    from cprsdk.cli._output import print_records
 
     registry = _registry(args)
     if args.action == "list":
@@ -233,7 +233,7 @@ def _need(value: str | None, what: str) -> str:
 
 
 def _cmd_versions(args: argparse.Namespace) -> int:
-    from .output import print_records
+    from cprsdk.cli._output import print_records
 
     registry = _registry(args)
     if args.action == "list":
@@ -268,8 +268,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     import os
     import tempfile
 
-    from .node.management import read_token
-    from .node.server import ServeOptions, run
+    from cprsdk.node.management import read_token
+    from cprsdk.node.server import ServeOptions, run
 
     flags = {"registry": args.registry, "model_dir": args.model_dir, "packages": args.package,
              "prediction_class": args.prediction_class}
@@ -295,12 +295,12 @@ def _single_version(settings: Any, work: Path) -> tuple[Path, tuple[Path, ...]]:
     """The model directory (downloaded from AIP_STORAGE_URI when set) and the built packages."""
     import os
 
-    from .local import prepare_packages
+    from cprsdk.runtime.local import prepare_packages
 
     model_dir = settings.model_dir
     uri = os.environ.get("AIP_STORAGE_URI")
     if uri:
-        from .storage import open_store
+        from cprsdk.storage import open_store
 
         store, model_dir = open_store(uri), work / "model"
         for info in store.list():
@@ -315,8 +315,8 @@ def _single_version(settings: Any, work: Path) -> tuple[Path, tuple[Path, ...]]:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from .client import NodeClient
-    from .local import read_request
+    from cprsdk.node.client import NodeClient
+    from cprsdk.runtime.local import read_request
 
     client = NodeClient(args.endpoint)
     if args.raw is not None:
@@ -343,7 +343,7 @@ def _read_bytes(path: str) -> bytes:
 
 
 def _formatter(args: argparse.Namespace) -> tuple[str | None, dict[str, Any] | None]:
-    from .formats import validate_formatter
+    from cprsdk.runtime.formats import validate_formatter
 
     name = getattr(args, "output_formatter", None)
     text = getattr(args, "formatter_args", None)
@@ -371,16 +371,16 @@ def _add_formatter_flags(p: argparse.ArgumentParser) -> None:
 
 def _batch_sources(args: argparse.Namespace, work: Path) -> tuple[str, str, tuple[str, ...], dict[str, Any]]:
     """(prediction class, local model dir, package folders, description) from the registry or local files."""
-    from .installer import cached_site
-    from .requirements import ensure_requirements
+    from cprsdk.packaging.install import cached_site
+    from cprsdk.packaging.requirements import ensure_requirements
 
     if args.model:
-        from .batch.jobs import sources_from_registry
-        from .registry import Registry
+        from cprsdk.batch.jobs import sources_from_registry
+        from cprsdk.registry.registry import Registry
 
         settings = load_settings(".", {"registry": args.registry})
         return sources_from_registry(Registry(settings.registry), args.model, args.version_name)
-    from .local import prepare_packages
+    from cprsdk.runtime.local import prepare_packages
 
     settings = load_settings(".", {"model_dir": args.model_dir, "packages": args.package,
                                    "prediction_class": args.prediction_class})
@@ -410,10 +410,10 @@ def _absolute(uri: str) -> str:
 def _cmd_batch(args: argparse.Namespace) -> int:
     import tempfile
 
-    from .batch import jobs
+    from cprsdk.batch import jobs
 
     if args.action == "list":
-        from .output import print_records
+        from cprsdk.cli._output import print_records
 
         print_records(jobs.list_jobs(), (("job", "job"), ("state", "state"), ("succeeded", "succeeded"),
                                          ("failed", "failed"), ("output", "output")), fmt=args.format)
@@ -655,7 +655,7 @@ def _parser() -> argparse.ArgumentParser:
                        "inference module, hook functions or a Vertex class, by template), a test, a README "
                        "with the commands, and [tool.cprsdk] settings.")
     p.add_argument("dir", help="the new project folder")
-    from .templating import available_templates
+    from cprsdk.packaging.templating import available_templates
 
     p.add_argument("--template", default="sklearn",
                    help=f"one of {', '.join(available_templates())} (default: sklearn)")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .errors import ConfigError
-from .templating import available_templates, render_tree
+from cprsdk.errors import ConfigError
+from cprsdk.packaging.templating import available_templates, render_tree
 
 __all__ = ["create_project"]
 

@@ -22,7 +22,7 @@ from multiprocessing.connection import Connection
 from queue import SimpleQueue
 from typing import Any, Protocol
 
-from ._stage import Stage
+from cprsdk.pipeline._stage import Stage
 
 __all__ = ["Caller", "ItemFailure", "SetupFailure", "Stopped", "make_caller"]
 

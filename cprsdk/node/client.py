@@ -8,7 +8,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import CprError
+from cprsdk.errors import CprError
 
 __all__ = ["NodeClient", "NodeResponse"]
 

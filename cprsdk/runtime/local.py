@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import Settings, load_settings
-from .errors import ConfigError, RequestError
-from .installer import cached_site
-from .packager import build_sdist
-from .payload import parse_json, split_request
-from .sandbox import run_job
+from cprsdk.config import Settings, load_settings
+from cprsdk.errors import ConfigError, RequestError
+from cprsdk.packaging.install import cached_site
+from cprsdk.packaging.packager import build_sdist
+from cprsdk.runtime.payload import parse_json, split_request
+from cprsdk.runtime.sandbox import run_job
 
 __all__ = ["LocalResult", "local_predict", "prepare_packages", "read_request"]
 

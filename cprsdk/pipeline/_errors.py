@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import CprError
+from cprsdk.errors import CprError
 
 __all__ = ["ItemError", "PipelineError"]
 

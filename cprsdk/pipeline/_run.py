@@ -19,9 +19,9 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
-from ._callers import Caller, ItemFailure, SetupFailure, Stopped, make_caller
-from ._errors import ItemError, PipelineError
-from ._stage import Segment, Stage
+from cprsdk.pipeline._callers import Caller, ItemFailure, SetupFailure, Stopped, make_caller
+from cprsdk.pipeline._errors import ItemError, PipelineError
+from cprsdk.pipeline._stage import Segment, Stage
 
 __all__ = ["Outcome", "Run"]
 

@@ -1,0 +1,48 @@
+"""The boot of every child interpreter that runs user code: the sandbox, node workers, batch workers.
+
+A child is ``python -I`` (no user site, no ``PYTHONPATH``, no current folder on the path) started
+with :func:`child_argv`. Inside it, :func:`enter` makes the version's installed folders the first
+entries of ``sys.path``, sets ``sys.argv`` to the prediction class (user code that reads
+``sys.argv`` sees no cprsdk flags), and, when asked, moves the original stdout aside so that
+anything user code prints, even from C, goes to stderr and can never corrupt the answers.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["child_argv", "enter"]
+
+_ROOT = str(Path(__file__).resolve().parent.parent.parent)
+_BOOT = (
+    "import sys, importlib, importlib.util\n"
+    "if importlib.util.find_spec('cprsdk') is None: sys.path.append({root!r})\n"
+    "module, _, name = {entry!r}.partition(':')\n"
+    "getattr(importlib.import_module(module), name)()\n"
+)
+
+
+def child_argv(entry: str, *args: str) -> list[str]:
+    """The command that runs ``entry`` (``"package.module:function"``) in a fresh isolated interpreter."""
+    return [sys.executable, "-I", "-c", _BOOT.format(root=_ROOT, entry=entry), *args]
+
+
+def enter(sites: Sequence[str], argv0: str, *, take_stdout: bool = False) -> int | None:
+    """Put ``sites`` first on ``sys.path`` (the current folder off it) and ``argv0`` in ``sys.argv``.
+
+    With ``take_stdout``, returns a duplicate of the original stdout for the answers, and points
+    file descriptor 1 and ``sys.stdout`` at stderr.
+    """
+    answers = None
+    if take_stdout:
+        answers = os.dup(1)
+        os.dup2(2, 1)
+        sys.stdout = sys.stderr
+    cwd = os.getcwd()
+    sys.path[:] = [p for p in sys.path if p not in ("", cwd) and p not in sites]
+    sys.path[:0] = list(sites)
+    sys.argv = [argv0]
+    return answers
