@@ -22,7 +22,7 @@ from typing import Any
 from common import machine, median, ms, trained_sample
 
 from cprsdk.config import load_settings
-from cprsdk.packaging.install import cached_site
+from cprsdk.packaging.install import PackageFile, cached_site, sha256_file
 from cprsdk.packaging.packager import build_sdist
 from cprsdk.packaging.pickles import GlobalRef, find_pickles, scan_file
 from cprsdk.runtime.sandbox import run_job
@@ -55,10 +55,11 @@ def one_round(sample: Path, refs: set[GlobalRef], own: set[str]) -> dict[str, fl
     with tempfile.TemporaryDirectory(prefix="cprsdk-profile-") as tmp:
         work = Path(tmp)
         start = time.perf_counter()
-        sdist = build_sdist(settings, work / "build")
+        sdist, _ = build_sdist(settings, work / "build")
         built = time.perf_counter() - start
         start = time.perf_counter()
-        site, _ = cached_site([sdist], root=work / "cache")
+        package = PackageFile(sdist, sha256_file(sdist))
+        site, _ = cached_site([package.sha256], lambda _folder: [package], root=work / "cache")
         installed = time.perf_counter() - start
         package_refs = sorted(r for r in refs if r.module.split(".")[0] in own)
         return {

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -68,34 +67,27 @@ def running_node(*, registry: str | None = None, model_dir: str | Path | None = 
     """
     import uvicorn
 
+    from cprsdk.config import load_settings
     from cprsdk.node.server import ServeOptions, build_node
 
-    with tempfile.TemporaryDirectory(prefix="cprsdk-node-") as tmp:
-        sdists = _sdists(packages, Path(tmp)) if model_dir is not None else ()
-        serve = replace(ServeOptions(port=free_port(), registry=registry, prediction_class=prediction_class,
-                                     model_dir=Path(model_dir).resolve() if model_dir else None,
-                                     sdists=sdists), **options)
-        node = build_node(serve)
-        server = uvicorn.Server(uvicorn.Config(node, host="127.0.0.1", port=serve.port, log_level="warning",
-                                               lifespan="on"))
-        thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
-        thread.start()
-        url = f"http://127.0.0.1:{serve.port}"
-        client = NodeClient(url)
-        try:
-            _wait_ready(client, time.monotonic() + ready_timeout, thread, ready=wait_ready)
-            yield RunningNode(url, client, node)
-        finally:
-            server.should_exit = True
-            thread.join(timeout=60)
-
-
-def _sdists(packages: Sequence[str | Path], work: Path) -> tuple[Path, ...]:
-    from cprsdk.config import load_settings
-    from cprsdk.runtime.local import prepare_packages
-
-    settings = load_settings(".", {"packages": [str(p) for p in packages]})
-    return tuple(prepare_packages(settings, work)[0])
+    local = None
+    if model_dir is not None:
+        local = load_settings(".", {"model_dir": str(Path(model_dir).resolve()), "prediction_class": prediction_class,
+                                    "packages": [str(Path(p).resolve()) for p in packages]})
+    serve = replace(ServeOptions(port=free_port(), registry=registry, local=local), **options)
+    node = build_node(serve)
+    server = uvicorn.Server(uvicorn.Config(node, host="127.0.0.1", port=serve.port, log_level="warning",
+                                           lifespan="on"))
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{serve.port}"
+    client = NodeClient(url)
+    try:
+        _wait_ready(client, time.monotonic() + ready_timeout, thread, ready=wait_ready)
+        yield RunningNode(url, client, node)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=60)
 
 
 def node_fixture(**kwargs: Any) -> Any:

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from cprsdk.cli import main
-from cprsdk.registry.registry import Registry, fetch_version
+from cprsdk.registry.manifest import Manifest
+from cprsdk.registry.registry import Registry
+from cprsdk.runtime.resolved import resolve_manifest
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "zerocenterer-sklearn"
 
@@ -48,9 +50,11 @@ def test_deploy_then_describe_and_redeploy_reuses_everything(
     assert second["uploadedFiles"] == 0 and second["uploadedBytes"] == 0
     assert second["reusedFiles"] == 3 and second["manifest"]["isDefault"] is False
 
-    model_dir, sdists = fetch_version(Registry(store_uri), second["manifest"], tmp_path / "fetched")
-    assert (model_dir / "model.joblib").read_bytes() == (sample / "model" / "model.joblib").read_bytes()
-    assert sdists[0].name == "zerocenterer_sklearn-0.1.tar.gz"
+    manifest = Manifest.from_json(second["manifest"], source="of v2")
+    resolved = resolve_manifest(Registry(store_uri), manifest, cache=tmp_path / "cache")
+    assert (resolved.model_dir / "model.joblib").read_bytes() == (sample / "model" / "model.joblib").read_bytes()
+    assert manifest.packages[0].path == "zerocenterer_sklearn-0.1.tar.gz"
+    assert (resolved.sites[0] / "predictor.py").read_bytes() == (sample / "predictor.py").read_bytes()
 
 
 def test_table_output_says_what_was_reused(sample: Path, memory_uri: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -98,9 +102,13 @@ def test_origin_and_package_uris_reference_stored_artifacts(
     assert manifest["deploymentUri"] == f"{s3_uri}/legacy/model"
     assert manifest["packageUris"] == [f"{s3_uri}/staging/{sdist.name}"]
     assert (manifest["runtimeVersion"], manifest["pythonVersion"]) == ("1.15", "3.7")
-    model_dir, sdists = fetch_version(Registry(memory_uri), manifest, tmp_path / "fetched")
-    assert sorted(p.name for p in model_dir.iterdir()) == ["model.joblib", "preprocessor.pkl"]
-    assert sdists[0].read_bytes() == sdist.read_bytes()
+    from cprsdk.packaging.install import sha256_file
+
+    resolved = resolve_manifest(Registry(memory_uri), Manifest.from_json(manifest, source="of legacy"),
+                                cache=tmp_path / "cache")
+    assert sorted(p.name for p in resolved.model_dir.iterdir()) == ["model.joblib", "preprocessor.pkl"]
+    assert manifest["packages"][0]["sha256"] == sha256_file(sdist)
+    assert (resolved.sites[0] / "predictor.py").is_file()
 
 
 def test_wait_without_a_node_says_so(sample: Path, memory_uri: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 
 from cprsdk import ConfigError
-from cprsdk.registry.registry import Registry, RegistryError, fetch_version
+from cprsdk.registry.manifest import Manifest
+from cprsdk.registry.registry import Registry, RegistryError
 from cprsdk.storage import IntegrityError
 
 
-def _manifest(model: str, version: str, **extra: object) -> dict[str, object]:
-    return {"model": model, "name": version, "predictionClass": "predictor.MyPredictor", "files": [],
-            "packages": [], **extra}
+def _manifest(model: str, version: str, **extra: object) -> Manifest:
+    return Manifest.from_json({"model": model, "name": version, "predictionClass": "predictor.MyPredictor",
+                               "files": [], "packages": [], **extra}, source="of the test")
 
 
 def test_first_version_becomes_default_later_ones_only_when_asked(registry: Registry) -> None:
@@ -22,11 +23,11 @@ def test_first_version_becomes_default_later_ones_only_when_asked(registry: Regi
     registry.publish_version(_manifest("iris", "v1"))
     registry.publish_version(_manifest("iris", "v2"))
     assert registry.get_model("iris").default_version == "v1"
-    assert [(v["name"], v["isDefault"]) for v in registry.list_versions("iris")] == [("v1", True), ("v2", False)]
+    assert [(v["name"], v["isDefault"]) for v in registry.describe_versions("iris")] == [("v1", True), ("v2", False)]
     registry.publish_version(_manifest("iris", "v3"), set_default=True)
     assert registry.get_model("iris").default_version == "v3"
     registry.set_default("iris", "v2")
-    assert registry.get_version("iris", "v2")["isDefault"] is True
+    assert registry.describe_version("iris", "v2")["isDefault"] is True
 
 
 def test_a_version_name_is_used_once(registry: Registry) -> None:
@@ -35,7 +36,7 @@ def test_a_version_name_is_used_once(registry: Registry) -> None:
     with pytest.raises(RegistryError, match="Version 'v1' of model 'iris' exists already") as info:
         registry.publish_version(_manifest("iris", "v1", description="second"))
     assert info.value.status_code == 409
-    assert registry.get_version("iris", "v1")["description"] == "first"
+    assert registry.get_version("iris", "v1").description == "first"
 
 
 def test_concurrent_publishes_exactly_one_wins(registry: Registry) -> None:
@@ -56,7 +57,7 @@ def test_concurrent_publishes_exactly_one_wins(registry: Registry) -> None:
         t.join()
     winners = [i for i, o in outcomes.items() if o == "won"]
     assert all("exists already" in o for i, o in outcomes.items() if i not in winners)
-    stored = registry.get_version("iris", "v1")["description"]
+    stored = registry.get_version("iris", "v1").description
     if registry.uri.startswith(("gs://", "s3://")):
         # The GCS emulator ignores ifGenerationMatch and moto checks If-None-Match without a lock,
         # so two writers can both land; the read-back still makes the stored manifest a winner's.
@@ -141,10 +142,10 @@ def test_flipped_byte_is_caught_on_fetch(registry: Registry, tmp_path: Path) -> 
     registry.create_model("iris")
     manifest = registry.publish_version(_manifest("iris", "v1", files=[
         {"path": "weights.bin", "sha256": digest, "size": 4096, "key": registry.blob_key(digest)}]))
-    model_dir, _ = fetch_version(registry, manifest, tmp_path / "ok")
-    assert (model_dir / "weights.bin").read_bytes() == b"w" * 4096
+    manifest.fetch_files(registry.store, tmp_path / "ok")
+    assert (tmp_path / "ok" / "weights.bin").read_bytes() == b"w" * 4096
     registry.store.write(registry.blob_key(digest), b"w" * 4095 + b"x")  # a byte flipped in storage
     with pytest.raises(IntegrityError) as info:
-        fetch_version(registry, manifest, tmp_path / "bad")
+        manifest.fetch_files(registry.store, tmp_path / "bad")
     assert registry.blob_key(digest) in info.value.message
-    assert not (tmp_path / "bad" / "model" / "weights.bin").exists()
+    assert not (tmp_path / "bad" / "weights.bin").exists()

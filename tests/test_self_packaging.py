@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cprsdk import __version__, load_settings, package
-from cprsdk.packaging.install import build_distribution
+from cprsdk.packaging.build import build_distribution
 
 REPO = Path(__file__).resolve().parent.parent
 

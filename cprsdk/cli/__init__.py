@@ -195,8 +195,8 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
         from cprsdk.packaging.limits import format_mb
         from cprsdk.cli._output import print_table
 
-        uris = ", ".join(result.manifest["packageUris"])
-        print_table([[result.model, result.version, state, "yes" if result.manifest.get("isDefault") else "no",
+        uris = ", ".join(result.manifest.package_uris)
+        print_table([[result.model, result.version, state, "yes" if result.is_default else "no",
                       f"{result.uploaded_files} files, {format_mb(result.uploaded_bytes)}",
                       f"{result.reused_files} files, {format_mb(result.reused_bytes)}", uris]],
                     ["model", "version", "state", "default", "uploaded", "reused", "package uris"])
@@ -237,9 +237,9 @@ def _cmd_versions(args: argparse.Namespace) -> int:
 
     registry = _registry(args)
     if args.action == "list":
-        print_records(registry.list_versions(args.model), _VERSION_COLUMNS, fmt=args.format)
+        print_records(registry.describe_versions(args.model), _VERSION_COLUMNS, fmt=args.format)
     elif args.action == "describe":
-        print(json.dumps(registry.get_version(args.model, _need(args.version_name, "VERSION")), indent=2))
+        print(json.dumps(registry.describe_version(args.model, _need(args.version_name, "VERSION")), indent=2))
     elif args.action == "set-default":
         record = registry.set_default(args.model, _need(args.version_name, "VERSION"))
         print_records([record.to_json()], _MODEL_COLUMNS, fmt=args.format)
@@ -265,53 +265,37 @@ def _env_port() -> int | None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    import dataclasses
     import os
     import tempfile
 
     from cprsdk.node.management import read_token
     from cprsdk.node.server import ServeOptions, run
+    from cprsdk.runtime.resolved import download_model_dir
 
     flags = {"registry": args.registry, "model_dir": args.model_dir, "packages": args.package,
              "prediction_class": args.prediction_class}
     settings = load_settings(".", flags)
-    single = args.model_dir is not None or bool(os.environ.get("AIP_STORAGE_URI"))
+    formatter, formatter_args = _formatter(args)
     with tempfile.TemporaryDirectory(prefix="cprsdk-serve-") as tmp:
-        model_dir, sdists = (_single_version(settings, Path(tmp)) if single else (None, ()))
+        local = None
+        if os.environ.get("AIP_STORAGE_URI"):  # a Vertex AI container: the model comes from storage
+            model_dir = download_model_dir(os.environ["AIP_STORAGE_URI"], Path(tmp, "model"))
+            local = dataclasses.replace(settings, model_dir=model_dir)
+        elif args.model_dir is not None:
+            local = settings
         options = ServeOptions(
             host=args.host or ("0.0.0.0" if _env_port() else "127.0.0.1"),  # a container is reached from outside
             port=args.port or _env_port() or 8080, workers=args.workers,
             predict_timeout=args.predict_timeout, load_timeout=args.load_timeout,
             max_body_bytes=int(args.max_body_mb * 1_000_000), access_log=args.access_log,
-            poll_interval=args.poll_interval, registry=settings.registry, model_dir=model_dir, sdists=sdists,
-            prediction_class=settings.prediction_class, model=args.model, version=args.version_name,
-            extra=_formatter_fields(args),
+            poll_interval=args.poll_interval, registry=settings.registry, local=local,
+            model=args.model, version=args.version_name, output_formatter=formatter,
+            formatter_args=formatter_args or {},
             health_route=os.environ.get("AIP_HEALTH_ROUTE"), predict_route=os.environ.get("AIP_PREDICT_ROUTE"),
             admin_token=read_token(args.admin_token_file), allowed_prefixes=tuple(args.allow_uri_prefix or ()),
         )
         return run(options, announce=_err)
-
-
-def _single_version(settings: Any, work: Path) -> tuple[Path, tuple[Path, ...]]:
-    """The model directory (downloaded from AIP_STORAGE_URI when set) and the built packages."""
-    import os
-
-    from cprsdk.runtime.local import prepare_packages
-
-    model_dir = settings.model_dir
-    uri = os.environ.get("AIP_STORAGE_URI")
-    if uri:
-        from cprsdk.storage import open_store
-
-        store, model_dir = open_store(uri), work / "model"
-        for info in store.list():
-            store.download_file(info.key, model_dir / info.key)
-    if not Path(model_dir).is_dir():
-        raise ConfigError(f"Model directory {model_dir} does not exist.",
-                          hint="Point --model-dir at the folder your from_path loads.")
-    if not settings.prediction_class:
-        raise ConfigError("Single-version mode needs --prediction-class (or prediction_class in [tool.cprsdk]).")
-    sdists, _ = prepare_packages(settings, work)
-    return Path(model_dir).resolve(), tuple(sdists)
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -369,28 +353,23 @@ def _add_formatter_flags(p: argparse.ArgumentParser) -> None:
 # ------------------------------------------------------------------ batch
 
 
-def _batch_sources(args: argparse.Namespace, work: Path) -> tuple[str, str, tuple[str, ...], dict[str, Any]]:
-    """(prediction class, local model dir, package folders, description) from the registry or local files."""
-    from cprsdk.packaging.install import cached_site
-    from cprsdk.packaging.requirements import ensure_requirements
+def _batch_version(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """The resolved version (from the registry or local files) and how people name it."""
+    from cprsdk.runtime.resolved import resolve_local, resolve_registry_version
 
     if args.model:
-        from cprsdk.batch.jobs import sources_from_registry
         from cprsdk.registry.registry import Registry
 
         settings = load_settings(".", {"registry": args.registry})
-        return sources_from_registry(Registry(settings.registry), args.model, args.version_name)
-    from cprsdk.runtime.local import prepare_packages
-
+        registry = Registry(settings.registry)
+        version = resolve_registry_version(registry, args.model, args.version_name)
+        return version, {"model": version.model, "version": version.name, "registry": registry.uri}
     settings = load_settings(".", {"model_dir": args.model_dir, "packages": args.package,
                                    "prediction_class": args.prediction_class})
     if not settings.prediction_class or not settings.model_dir.is_dir():
         raise ConfigError("Name a deployed model (--model M) or local files (--model-dir, --package, "
                           "--prediction-class).")
-    sdists, wheels = prepare_packages(settings, work)
-    site, _ = cached_site(sdists, wheels=wheels)
-    return (settings.prediction_class, str(settings.model_dir), tuple(str(p) for p in ensure_requirements(site)),
-            {"model_dir": str(settings.model_dir)})
+    return resolve_local(settings), {"model_dir": str(settings.model_dir)}
 
 
 def _progress(done: int, total: int) -> None:
@@ -408,40 +387,37 @@ def _absolute(uri: str) -> str:
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
-    import tempfile
-
-    from cprsdk.batch import jobs
+    from cprsdk.batch import index, jobs
 
     if args.action == "list":
         from cprsdk.cli._output import print_records
 
-        print_records(jobs.list_jobs(), (("job", "job"), ("state", "state"), ("succeeded", "succeeded"),
+        print_records(index.list_jobs(), (("job", "job"), ("state", "state"), ("succeeded", "succeeded"),
                                          ("failed", "failed"), ("output", "output")), fmt=args.format)
         return 0
     if args.action in ("status", "stop", "results"):
         job = _need(args.job, "JOB")
         if args.action == "status":
-            print(json.dumps(jobs.job_status(job), indent=2))
+            print(json.dumps(index.job_status(job), indent=2))
         elif args.action == "stop":
-            jobs.stop_job(job)
+            index.stop_job(job)
             _err(f"Asked {job} to stop after the shards in flight; rerun its command to resume.")
         else:
-            sys.stdout.buffer.write(jobs.results_csv(job))
+            sys.stdout.buffer.write(index.results_csv(job))
         return 0
     if not args.input or not args.output:
         raise ConfigError("batch predict needs --input URI... and --output URI.")
     if not 0 <= args.max_error_rate <= 1:
         raise ConfigError(f"--max-error-rate is a fraction from 0 to 1 (0.01 = 1%), got {args.max_error_rate}.")
-    with tempfile.TemporaryDirectory(prefix="cprsdk-batch-") as tmp:
-        prediction_class, model_dir, sites, source = _batch_sources(args, Path(tmp))
-        spec = jobs.JobSpec(
-            inputs=tuple(args.input), output=_absolute(args.output).rstrip("/"), prediction_class=prediction_class,
-            model_dir=model_dir, sites=sites, data_format=args.data_format, batch_size=args.batch_size,
-            workers=args.workers, shard_size=args.shard_size, max_error_rate=args.max_error_rate,
-            key_field=args.key_field, engine=args.engine, scheduler=args.scheduler, source=source)
-        jobs.remember(spec)
-        _err(f"job {jobs.job_id(spec.output)}: writing to {spec.output}")
-        summary = jobs.run_job(spec, progress=_progress)
+    version, source = _batch_version(args)
+    spec = jobs.JobSpec(
+        inputs=tuple(args.input), output=_absolute(args.output).rstrip("/"), version=version,
+        data_format=args.data_format, batch_size=args.batch_size,
+        workers=args.workers, shard_size=args.shard_size, max_error_rate=args.max_error_rate,
+        key_field=args.key_field, engine=args.engine, scheduler=args.scheduler, source=source)
+    index.remember(jobs.job_id(spec.output), spec.output)
+    _err(f"job {jobs.job_id(spec.output)}: writing to {spec.output}")
+    summary = jobs.run_job(spec, progress=_progress)
     print(json.dumps(summary.to_json(), indent=2))
     if summary.message:
         _err(("ERROR: " if summary.state == "FAILED" else "note: ") + summary.message)

@@ -156,7 +156,8 @@ class Management:
     # ---------------------------------------------------------------- batch prediction jobs
 
     async def create_job(self, registry: Registry, project: str, body: dict[str, Any]) -> dict[str, Any]:
-        from cprsdk.batch.jobs import JobSpec, sources_from_registry
+        from cprsdk.batch.jobs import JobSpec
+        from cprsdk.runtime.resolved import resolve_registry_version
 
         job = validate_name("Job", str(body.get("jobId")))
         if job in self.jobs:
@@ -176,10 +177,11 @@ class Management:
         if len(parts) not in (4, 6) or parts[2] != "models":
             raise RequestError(f"predictionInput needs modelName projects/P/models/M or versionName "
                                f".../versions/V, got {name!r}.")
-        sources = await asyncio.to_thread(sources_from_registry, registry, parts[3], parts[5] if len(parts) == 6 else None)
-        spec = JobSpec(inputs=tuple(inputs), output=output.rstrip("/"), prediction_class=sources[0], model_dir=sources[1],
-                       sites=sources[2], data_format=data_format, batch_size=int(given.get("batchSize", 64)),
-                       workers=max(1, int(given.get("maxWorkerCount", 1))), source=sources[3])
+        version = await asyncio.to_thread(resolve_registry_version, registry, parts[3],
+                                          parts[5] if len(parts) == 6 else None, cache=self.manager.cache)
+        spec = JobSpec(inputs=tuple(inputs), output=output.rstrip("/"), version=version, data_format=data_format,
+                       batch_size=int(given.get("batchSize", 64)), workers=max(1, int(given.get("maxWorkerCount", 1))),
+                       source={"model": version.model, "version": version.name, "registry": registry.uri})
         record = {"jobId": job, "state": "QUEUED", "predictionInput": given, "createTime": utc_now()}
         self.jobs[job] = record
         asyncio.create_task(self._run_job(record, spec))

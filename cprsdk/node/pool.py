@@ -15,7 +15,8 @@ import json
 import logging
 import signal
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ class WorkerSpec:
     model_dir: str
     formatter: str | None = None
     formatter_args: tuple[tuple[str, Any], ...] = ()
+    check: Callable[[], None] | None = field(default=None, compare=False)  # raises if the install changed
 
     def argv(self) -> list[str]:
         spec = {"sites": list(self.sites), "prediction_class": self.prediction_class,
@@ -72,6 +74,11 @@ class Worker:
         self.exited = asyncio.Event()
 
     async def start(self, load_timeout: float) -> None:
+        if self.spec.check is not None:  # every start, replacements included: never run changed code
+            try:
+                await asyncio.to_thread(self.spec.check)
+            except CprError as exc:
+                raise LoadFailed(str(exc)) from None
         self.proc = await asyncio.create_subprocess_exec(
             *self.spec.argv(), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             limit=1 << 26,

@@ -12,13 +12,15 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from cprsdk.config import Settings
 from cprsdk.errors import ConfigError
+from cprsdk.registry.manifest import Manifest
 from cprsdk.registry.registry import Registry
 from cprsdk.node.app import Node, NodeOptions, create_app
 from cprsdk.node.versions import VersionManager
+from cprsdk.runtime.resolved import ResolvedVersion, resolve_local
 
 __all__ = ["ServeOptions", "build_node", "run"]
 
@@ -35,33 +37,42 @@ class ServeOptions:
     access_log: bool = False
     poll_interval: float = 2.0
     registry: str | None = None
-    # single-version mode
-    model_dir: Path | None = None
-    sdists: tuple[Path, ...] = ()
-    prediction_class: str | None = None
+    # single-version mode: local files (model_dir, packages and prediction_class of these settings)
+    local: Settings | None = None
     model: str = "default"
     version: str = "v1"
     admin_token: str | None = None
     allowed_prefixes: tuple[str, ...] = ()
     health_route: str | None = None
     predict_route: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    output_formatter: str | None = None
+    formatter_args: dict[str, Any] = field(default_factory=dict)
 
 
 def build_node(options: ServeOptions) -> Node:
-    """The ASGI app for ``options``: single-version when a model directory is given, else the registry."""
+    """The ASGI app for ``options``: single-version when local files are given, else the registry."""
     manager = VersionManager(
-        registry=None if options.model_dir else Registry(options.registry), workers=options.workers,
+        registry=None if options.local else Registry(options.registry), workers=options.workers,
         predict_timeout=options.predict_timeout, load_timeout=options.load_timeout, max_pending=options.max_pending,
     )
     startup: Callable[[VersionManager], Awaitable[None]]
-    if options.model_dir is not None:
-        if not options.prediction_class or not options.sdists:
+    if options.local is not None:
+        local = options.local
+        if not local.prediction_class or not local.packages:
             raise ConfigError("Single-version mode needs --model-dir, --package and --prediction-class together.")
+        if not local.model_dir.is_dir():
+            raise ConfigError(f"Model directory {local.model_dir} does not exist.",
+                              hint="Point --model-dir at the folder your from_path loads.")
+        manifest = Manifest(model=options.model, name=options.version, prediction_class=local.prediction_class,
+                            deployment_uri=str(local.model_dir), package_uris=tuple(str(p) for p in local.packages),
+                            output_formatter=options.output_formatter, formatter_args=options.formatter_args)
+
+        def resolve() -> ResolvedVersion:
+            return resolve_local(local, model=options.model, name=options.version,
+                                 output_formatter=options.output_formatter, formatter_args=options.formatter_args)
 
         async def startup(m: VersionManager) -> None:
-            m.add_local(options.model, options.version, model_dir=options.model_dir,  # type: ignore[arg-type]
-                        sdists=options.sdists, prediction_class=options.prediction_class or "", extra=options.extra)
+            m.add_local(manifest, resolve)
     else:
         async def startup(m: VersionManager) -> None:
             m.start_watching(options.poll_interval)

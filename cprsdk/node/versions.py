@@ -1,6 +1,6 @@
 """The versions a node serves, and their lifecycle.
 
-    CREATING  download (verified by sha256), install (cached by the sdists' sha256), start workers
+    CREATING  resolve (``cprsdk.runtime.resolved``: fetch verified, install keyed by content), start workers
     READY     serving
     FAILED    ``errorMessage`` says what to fix; the other versions are unaffected
     DELETING  removed from the registry: no new requests; in-flight ones finish, then workers end
@@ -12,19 +12,19 @@ A model's traffic follows its default version only once that version is READY.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cprsdk.errors import CprError, RegistryError, RequestError
-from cprsdk.packaging.install import cache_dir, cached_site
-from cprsdk.registry.registry import Registry, fetch_version
-from cprsdk.packaging.requirements import ensure_requirements
 from cprsdk.node.pool import WorkerPool, WorkerSpec
+from cprsdk.packaging.install import cache_dir
+from cprsdk.registry.manifest import Manifest
+from cprsdk.registry.registry import Registry
+from cprsdk.runtime.resolved import ResolvedVersion, resolve_manifest
 
 __all__ = ["Version", "VersionManager"]
 
@@ -35,7 +35,7 @@ log = logging.getLogger("cprsdk.node")
 class Version:
     model: str
     name: str
-    manifest: dict[str, Any]
+    manifest: Manifest
     state: str = "CREATING"
     error_message: str = ""
     pool: WorkerPool | None = None
@@ -48,10 +48,10 @@ class Version:
         data = {
             "name": f"projects/{project}/models/{self.model}/versions/{self.name}",
             "state": self.state, "isDefault": is_default,
-            "deploymentUri": m.get("deploymentUri"), "packageUris": m.get("packageUris", []),
-            "predictionClass": m.get("predictionClass"), "runtimeVersion": m.get("runtimeVersion"),
-            "pythonVersion": m.get("pythonVersion"), "createTime": m.get("createTime"),
-            "description": m.get("description", ""), "labels": m.get("labels", {}),
+            "deploymentUri": m.deployment_uri or None, "packageUris": list(m.package_uris),
+            "predictionClass": m.prediction_class, "runtimeVersion": m.runtime_version,
+            "pythonVersion": m.python_version, "createTime": m.create_time or None,
+            "description": m.description, "labels": dict(m.labels),
         }
         if self.error_message:
             data["errorMessage"] = self.error_message
@@ -77,15 +77,12 @@ class VersionManager:
 
     # ---------------------------------------------------------------- sources
 
-    def add_local(self, model: str, name: str, *, model_dir: Path, sdists: Sequence[Path],
-                  prediction_class: str, extra: dict[str, Any] | None = None) -> Version:
-        """Serve one version from local files (no registry); ``extra`` adds manifest fields."""
-        manifest = {**(extra or {}), "model": model, "name": name, "predictionClass": prediction_class,
-                    "deploymentUri": str(model_dir), "packageUris": [str(s) for s in sdists]}
-        version = Version(model, name, manifest)
-        self.versions[(model, name)] = version
-        self.defaults[model] = name
-        version.task = asyncio.create_task(self._load(version, lambda: (model_dir, list(sdists))))
+    def add_local(self, manifest: Manifest, resolve: Callable[[], ResolvedVersion]) -> Version:
+        """Serve one version from local files (no registry): ``resolve`` builds and installs it."""
+        version = Version(manifest.model, manifest.name, manifest)
+        self.versions[(manifest.model, manifest.name)] = version
+        self.defaults[manifest.model] = manifest.name
+        version.task = asyncio.create_task(self._load(version, resolve))
         self.synced.set()
         return version
 
@@ -109,7 +106,7 @@ class VersionManager:
         for model, default, manifests in listing:
             self.defaults[model] = default
             for manifest in manifests:
-                key = (model, manifest["name"])
+                key = (model, manifest.name)
                 seen.add(key)
                 if key not in self.versions:
                     self._create(model, manifest)
@@ -119,30 +116,25 @@ class VersionManager:
         self._update_routing()
 
     @staticmethod
-    def _read_registry(registry: Registry) -> list[tuple[str, str | None, list[dict[str, Any]]]]:
+    def _read_registry(registry: Registry) -> list[tuple[str, str | None, list[Manifest]]]:
         return [(m.name, m.default_version, registry.list_versions(m.name)) for m in registry.list_models()]
 
-    def _create(self, model: str, manifest: dict[str, Any]) -> None:
-        version = Version(model, manifest["name"], manifest)
+    def _create(self, model: str, manifest: Manifest) -> None:
+        version = Version(model, manifest.name, manifest)
         self.versions[(model, version.name)] = version
         log.info("version %s/%s: CREATING", model, version.name)
-        version.task = asyncio.create_task(self._load(version, lambda: self._fetch(manifest)))
+        registry = self.registry
+        assert registry is not None
+        version.task = asyncio.create_task(
+            self._load(version, lambda: resolve_manifest(registry, manifest, cache=self.cache)))
 
-    def _fetch(self, manifest: dict[str, Any]) -> tuple[Path, list[Path]]:
-        assert self.registry is not None
-        digest = hashlib.sha256(repr(sorted((f["path"], f["sha256"]) for f in manifest.get("files", []))).encode())
-        dest = self.cache / "versions" / digest.hexdigest()[:32]
-        return fetch_version(self.registry, manifest, dest)
-
-    async def _load(self, version: Version, fetch: Any) -> None:
+    async def _load(self, version: Version, resolve: Callable[[], ResolvedVersion]) -> None:
         start = time.monotonic()
         try:
-            model_dir, sdists = await asyncio.to_thread(fetch)
-            site, _ = await asyncio.to_thread(cached_site, sdists, root=self.cache)
-            sites = tuple(str(p) for p in await asyncio.to_thread(ensure_requirements, site))
-            manifest = version.manifest
-            spec = WorkerSpec(version.model, version.name, sites, manifest["predictionClass"], str(model_dir),
-                              manifest.get("outputFormatter"), tuple(sorted((manifest.get("formatterArgs") or {}).items())))
+            resolved = await asyncio.to_thread(resolve)
+            spec = WorkerSpec(version.model, version.name, tuple(str(p) for p in resolved.sites),
+                              resolved.prediction_class, str(resolved.model_dir), resolved.output_formatter,
+                              tuple(sorted(resolved.formatter_args.items())), check=resolved.verify)
             pool = WorkerPool(spec, size=self.workers, max_pending=self.max_pending,
                               predict_timeout=self.predict_timeout, load_timeout=self.load_timeout)
             await pool.start()

@@ -1,44 +1,51 @@
-"""Building sdists and installing them the way a prediction node does.
+"""Installing packages the way a prediction node does, into content-addressed, verified folders.
 
-A node installs each package of a version into a private folder: the sdist is built into a wheel
-(PEP 517, no isolated environment, so no index is needed) and the wheel's files are unpacked into
-the folder, which then goes first on the worker's ``sys.path``. Installed folders are cached by
-the sha256 of their sdists, so a second run or a second node with the same cache does not redo it.
+A version's packages (sdists or wheels) are installed into one private folder that goes first on
+the worker's ``sys.path``. The folder is keyed by the sha256 of the bytes that were verified (and
+the interpreter's cache tag), never by a file name. Installing happens in a private staging
+folder that is renamed into place, and writes a record of every installed file's sha256; a
+folder whose files no longer match their record is moved aside and installed again, so a cache
+entry that changed on disk is never used::
+
+    <cache>/site/<key>/                      the installed files, plus .cprsdk-record.json
+    <cache>/site/<key>.requirements/         declared requirements pip installed for it
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import json
+import logging
 import os
 import shutil
-import subprocess
 import sys
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Literal
 
-from cprsdk.errors import BuildError
+from cprsdk.errors import BuildError, IntegrityError
 
 __all__ = [
-    "SDIST_MTIME",
-    "build_distribution",
-    "build_sdist_and_wheel",
-    "install_wheel",
+    "PackageFile",
     "cache_dir",
     "cached_site",
-    "install_sdist",
-    "normalize_sdist",
+    "discard",
+    "install_package",
+    "install_wheel",
+    "publish",
+    "record_tree",
     "sha256_file",
+    "site_key",
+    "verify_tree",
 ]
 
-# Fixed member time for reproducible sdists (2000-01-01, safely after the zip epoch everywhere).
-SDIST_MTIME = 946684800
+log = logging.getLogger("cprsdk.install")
+RECORD = ".cprsdk-record.json"
+_SKIPPED_DIRS = {"__pycache__"}
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
@@ -57,166 +64,102 @@ def cache_dir() -> Path:
     return Path(base) / "cprsdk"
 
 
-def _capturing_runner(
-    cmd: Sequence[str], cwd: str | None = None, extra_environ: Mapping[str, str] | None = None
-) -> None:
-    env = dict(os.environ)
-    env.update(extra_environ or {})
-    proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    if proc.returncode:
-        raise subprocess.CalledProcessError(proc.returncode, cmd, output=proc.stdout)
+@dataclass(frozen=True)
+class PackageFile:
+    """A package to install: a private file, the sha256 its bytes must have, and a prebuilt wheel."""
+
+    path: Path
+    sha256: str
+    wheel: Path | None = None  # built by us from this sdist, in a private folder
 
 
-def _tail(text: bytes | str | None, lines: int = 15) -> str:
-    if not text:
-        return ""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    return "\n".join(text.strip().splitlines()[-lines:])
+# ---------------------------------------------------------------- records
 
 
-def build_distribution(
-    source: Path, kind: Literal["sdist", "wheel"], out_dir: Path, *, isolated: bool = False
-) -> Path:
-    """Build an sdist or wheel of ``source`` into ``out_dir`` through its PEP 517 backend."""
-    import build
-    import build.env
+def _files(root: Path) -> Iterator[tuple[str, Path]]:
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in _SKIPPED_DIRS)
+        for name in sorted(names):
+            path = Path(folder, name)
+            relative = path.relative_to(root).as_posix()
+            if relative != RECORD:
+                yield relative, path
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+
+def record_tree(root: Path) -> None:
+    """Write the sha256 of every file under ``root`` to its record."""
+    record = {relative: sha256_file(path) for relative, path in _files(root)}
+    (root / RECORD).write_text(json.dumps(record, indent=0, sort_keys=True), encoding="utf-8")
+
+
+def verify_tree(root: Path) -> str | None:
+    """What changed under ``root`` since it was recorded (a sentence), or None when nothing did."""
     try:
-        if isolated:
-            with build.env.DefaultIsolatedEnv() as env:
-                builder = build.ProjectBuilder.from_isolated_env(env, source, runner=_capturing_runner)
-                env.install(builder.build_system_requires)
-                env.install(builder.get_requires_for_build(kind))
-                return Path(builder.build(kind, out_dir))
-        builder = build.ProjectBuilder(source, runner=_capturing_runner)
-        # Only the static build-system requirements: asking the backend for dynamic ones costs a
-        # process start, and a dynamic requirement that is missing fails the build with its name.
-        missing = {chain for req in builder.build_system_requires for chain in build.check_dependency(req)}
-        if missing:
-            names = sorted(" -> ".join(chain) for chain in missing)
-            raise BuildError(
-                f"Building {source.name} needs {', '.join(names)}, which is not installed here.",
-                hint=f"pip install {' '.join(sorted({chain[0] for chain in missing}))}, or pass --isolated.",
-            )
-        return Path(builder.build(kind, out_dir))
-    except build.BuildBackendException as exc:
-        inner = exc.exception
-        output = getattr(inner, "output", None)
-        raise BuildError(
-            f"Building the {kind} of {source} failed: {exc}.\n{_tail(output)}".rstrip(),
-            hint="Fix the build configuration (pyproject.toml or setup.py) shown above.",
-        ) from None
-    except build.BuildException as exc:
-        raise BuildError(f"Cannot build {source}: {exc}.") from None
+        record = json.loads((root / RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return f"{root} has no readable install record"
+    seen = set()
+    for relative, path in _files(root):
+        seen.add(relative)
+        expected = record.get(relative)
+        if expected is None:
+            return f"{relative} was added to {root} after it was installed"
+        if sha256_file(path) != expected:
+            return f"{relative} in {root} changed after it was installed"
+    missing = sorted(set(record) - seen)
+    return f"{missing[0]} was removed from {root} after it was installed" if missing else None
 
 
-_BOTH = """
-import importlib, json, os, sys, tarfile
-job = json.loads(sys.argv[1])
-sys.path[:0] = job["backend_path"]
-module, _, attrs = job["backend"].partition(":")
-backend = importlib.import_module(module)
-for attr in filter(None, attrs.split(".")):
-    backend = getattr(backend, attr)
-os.chdir(job["source"])
-sdist = os.path.join(job["out"], backend.build_sdist(job["out"]))
-with tarfile.open(sdist) as tar:
-    tar.extractall(job["unpack"], **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
-os.chdir(os.path.join(job["unpack"], os.listdir(job["unpack"])[0]))
-wheel = os.path.join(job["out"], backend.build_wheel(job["out"]))
-with open(job["answer"], "w") as fh:
-    json.dump([sdist, wheel], fh)
-"""
+def discard(folder: Path) -> None:
+    """Move a cache entry out of the way (atomically), then delete it."""
+    trash = folder.with_name(f"{folder.name}.discarded-{os.getpid()}-{os.urandom(3).hex()}")
+    try:
+        os.rename(folder, trash)
+    except FileNotFoundError:
+        return
+    shutil.rmtree(trash, ignore_errors=True)
 
 
-def build_sdist_and_wheel(source: Path, out_dir: Path) -> tuple[Path, Path]:
-    """Build the sdist, then the wheel from that sdist, in one backend process (no isolation).
-
-    Two hook calls through ``build`` start two interpreters and import the backend twice; one
-    process doing both halves the cost of the common case. Same backend, same hooks, same files.
-    """
-    import build
-
-    from cprsdk.config import load_toml
-
-    pyproject = source / "pyproject.toml"
-    system = load_toml(pyproject).get("build-system", {}) if pyproject.is_file() else {}
-    requires = system.get("requires", ["setuptools>=40.8.0"])
-    missing = {chain for req in requires for chain in build.check_dependency(req)}
-    if missing:
-        raise BuildError(
-            f"Building {source.name} needs {', '.join(sorted(' -> '.join(c) for c in missing))}, "
-            "which is not installed here.",
-            hint=f"pip install {' '.join(sorted({c[0] for c in missing}))}, or pass --isolated.",
-        )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    job = {"backend": system.get("build-backend", "setuptools.build_meta:__legacy__"),
-           "backend_path": [str(source / p) for p in system.get("backend-path", [])],
-           "source": str(source), "out": str(out_dir), "unpack": str(out_dir / "unpacked"),
-           "answer": str(out_dir / "answer.json")}
-    proc = subprocess.run([sys.executable, "-c", _BOTH, json.dumps(job)], stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT)
-    if proc.returncode:
-        raise BuildError(f"Building {source} failed:\n{_tail(proc.stdout)}",
-                         hint="Fix the build configuration (pyproject.toml or setup.py) shown above.")
-    sdist, wheel = json.loads((out_dir / "answer.json").read_text())
-    return Path(sdist), Path(wheel)
+def publish(staging: Path, final: Path) -> None:
+    """Rename a finished staging folder into place; if another process won, keep theirs."""
+    try:
+        os.rename(staging, final)
+    except OSError:
+        if not final.is_dir():
+            raise
+        shutil.rmtree(staging, ignore_errors=True)
 
 
-def install_wheel(wheel: Path, target: Path) -> None:
-    """Unpack a pure-Python wheel into ``target`` (its purelib/platlib data included)."""
-    _unpack_wheel(wheel, target)
+# ---------------------------------------------------------------- installing
 
 
-def _normal_mode(info: tarfile.TarInfo) -> int:
-    if info.isdir():
-        return 0o755
-    return 0o755 if info.mode & 0o111 else 0o644
+def _verified_bytes(package: PackageFile) -> bytes:
+    data = package.path.read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != package.sha256:
+        raise IntegrityError(f"{package.path.name} has sha256 {actual}, expected {package.sha256}; it was not "
+                             "installed.", hint="The file changed after it was verified; fetch or build it again.")
+    return data
 
 
-def normalize_sdist(path: Path) -> None:
-    """Rewrite an sdist so that its bytes depend only on file names and contents."""
-    members: list[tuple[tarfile.TarInfo, bytes | None]] = []
-    with tarfile.open(path, "r:gz") as tar:
-        for info in tar.getmembers():
-            data = tar.extractfile(info).read() if info.isfile() else None  # type: ignore[union-attr]
-            members.append((info, data))
-    members.sort(key=lambda item: item[0].name)
-    buffer = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0, compresslevel=9) as gz:
-        with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as out:
-            for info, data in members:
-                info.mtime = SDIST_MTIME
-                info.uid = info.gid = 0
-                info.uname = info.gname = ""
-                info.mode = _normal_mode(info)
-                info.pax_headers = {}
-                out.addfile(info, io.BytesIO(data) if data is not None else None)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(buffer.getvalue())
-    os.replace(tmp, path)
-
-
-def _safe_extract_tar(archive: Path, dest: Path) -> Path:
-    with tarfile.open(archive, "r:*") as tar:
+def _safe_extract_tar(data: bytes, name: str, dest: Path) -> Path:
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
         for info in tar.getmembers():
             target = PurePosixPath(info.name)
             if target.is_absolute() or ".." in target.parts or not (info.isfile() or info.isdir()):
-                raise BuildError(f"{archive.name} contains an unsafe member {info.name!r}; rebuild it.")
+                raise BuildError(f"{name} contains an unsafe member {info.name!r}; rebuild it.")
         if hasattr(tarfile, "data_filter"):
             tar.extractall(dest, filter="data")
         else:  # pragma: no cover - Python builds without extraction filters
             tar.extractall(dest)
     roots = [p for p in dest.iterdir() if p.is_dir()]
     if len(roots) != 1:
-        raise BuildError(f"{archive.name} is not an sdist: expected one top-level folder.")
+        raise BuildError(f"{name} is not an sdist: expected one top-level folder.")
     return roots[0]
 
 
-def _unpack_wheel(wheel: Path, target: Path) -> None:
-    with zipfile.ZipFile(wheel) as zf:
+def _unpack_wheel(source: Path | io.BytesIO, name: str, target: Path) -> None:
+    with zipfile.ZipFile(source) as zf:
         for info in zf.infolist():
             parts = PurePosixPath(info.filename).parts
             if not parts or info.is_dir():
@@ -226,51 +169,74 @@ def _unpack_wheel(wheel: Path, target: Path) -> None:
                     continue
                 parts = parts[2:]
             if ".." in parts or PurePosixPath(info.filename).is_absolute():
-                raise BuildError(f"{wheel.name} contains an unsafe path {info.filename!r}.")
+                raise BuildError(f"{name} contains an unsafe path {info.filename!r}.")
             dest = target.joinpath(*parts)
             dest.parent.mkdir(parents=True, exist_ok=True)
             with zf.open(info) as src, dest.open("wb") as out:
                 shutil.copyfileobj(src, out)
 
 
-def install_sdist(sdist: Path, target: Path) -> None:
-    """Build ``sdist`` into a wheel and unpack it into ``target``."""
-    if not sdist.name.endswith((".tar.gz", ".tgz")):
-        raise BuildError(f"{sdist} is not an sdist (.tar.gz).", hint="Build one with `cprsdk package`.")
+def install_wheel(wheel: Path, target: Path) -> None:
+    """Unpack a pure-Python wheel into ``target`` (its purelib/platlib data included)."""
+    _unpack_wheel(wheel, wheel.name, target)
+
+
+def install_package(package: PackageFile, target: Path) -> None:
+    """Install one sdist or wheel into ``target`` from the bytes verified against its sha256."""
+    from cprsdk.packaging.build import build_distribution
+
+    name = package.path.name
+    if package.wheel is not None:
+        _verified_bytes(package)
+        install_wheel(package.wheel, target)
+        return
+    if name.endswith(".whl"):
+        _unpack_wheel(io.BytesIO(_verified_bytes(package)), name, target)
+        return
+    if not name.endswith((".tar.gz", ".tgz")):
+        raise BuildError(f"{name} is neither an sdist (.tar.gz) nor a wheel (.whl).",
+                         hint="Build one with `cprsdk package`.")
+    data = _verified_bytes(package)
     with tempfile.TemporaryDirectory(prefix="cprsdk-install-") as tmp:
-        root = _safe_extract_tar(sdist, Path(tmp, "src"))
+        root = _safe_extract_tar(data, name, Path(tmp, "src"))
         wheel = build_distribution(root, "wheel", Path(tmp, "wheel"))
-        _unpack_wheel(wheel, target)
+        install_wheel(wheel, target)
+
+
+def site_key(digests: Sequence[str]) -> str:
+    key = hashlib.sha256(sys.implementation.cache_tag.encode())
+    for digest in digests:
+        key.update(b"\n" + digest.encode())
+    return key.hexdigest()[:32]
 
 
 def cached_site(
-    sdists: Sequence[Path], *, root: Path | None = None, wheels: Mapping[Path, Path] | None = None
+    digests: Sequence[str], fetch: Callable[[Path], Sequence[PackageFile]], *, root: Path | None = None
 ) -> tuple[Path, bool]:
-    """Install ``sdists`` (in order) into a cached folder keyed by their sha256; (folder, was cached).
+    """The installed folder of the packages whose sha256 are ``digests`` (in order); (folder, was cached).
 
-    ``wheels`` maps an sdist to the wheel already built from it, which is then unpacked directly.
+    ``fetch(folder)`` is called only when the folder must be (re)built: it puts the packages in
+    the private ``folder`` and returns them, each with the sha256 it must have.
     """
-    key = hashlib.sha256()
-    key.update(sys.implementation.cache_tag.encode())
-    for sdist in sdists:
-        key.update(sha256_file(sdist).encode())
     base = (root or cache_dir()) / "site"
-    final = base / key.hexdigest()[:32]
+    final = base / site_key(digests)
     if final.is_dir():
-        return final, True
+        problem = verify_tree(final)
+        if problem is None:
+            return final, True
+        log.warning("%s; installing it again", problem)
+        discard(final)
     base.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=final.name + ".", dir=base))
+    staging = Path(tempfile.mkdtemp(prefix=final.name + ".staging-", dir=base))
     try:
-        for sdist in sdists:
-            if wheels and sdist in wheels:
-                install_wheel(wheels[sdist], staging)
-            else:
-                install_sdist(sdist, staging)
-        try:
-            os.rename(staging, final)
-        except OSError:
-            if not final.is_dir():
-                raise
+        with tempfile.TemporaryDirectory(prefix=final.name + ".download-", dir=base) as download:
+            packages = list(fetch(Path(download)))
+            if [p.sha256 for p in packages] != list(digests):
+                raise IntegrityError("The packages fetched for installation are not the ones asked for.")
+            for package in packages:
+                install_package(package, staging)
+        record_tree(staging)
+        publish(staging, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return final, False

@@ -8,15 +8,21 @@ pip cannot meet fails the version with its name.
 
 from __future__ import annotations
 
+import logging
+import shutil
 import subprocess
 import sys
+import tempfile
 from email.parser import Parser
 from importlib import metadata
 from pathlib import Path
 
 from cprsdk.errors import BuildError
+from cprsdk.packaging.install import discard, publish, record_tree, verify_tree
 
 __all__ = ["declared_requirements", "ensure_requirements", "requirements_dir", "unmet"]
+
+log = logging.getLogger("cprsdk.install")
 
 
 def declared_requirements(site: Path) -> list[str]:
@@ -54,15 +60,31 @@ def requirements_dir(site: Path) -> Path:
 
 
 def ensure_requirements(site: Path) -> list[Path]:
-    """The folders a worker needs on its path: ``site``, plus one with the unmet requirements installed."""
+    """The folders a worker needs on its path: ``site``, plus one with the unmet requirements installed.
+
+    That folder is installed through a private staging folder and recorded like ``site``; one that
+    changed on disk since is installed again.
+    """
     target = requirements_dir(site)
-    missing = unmet(declared_requirements(site), [str(site), str(target)])
+    if target.is_dir():
+        problem = verify_tree(target)
+        if problem is None:
+            return [site, target]
+        log.warning("%s; installing the requirements again", problem)
+        discard(target)
+    missing = unmet(declared_requirements(site), [str(site)])
     if not missing:
-        return [site, target] if target.is_dir() else [site]
-    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                           "--target", str(target), *missing], capture_output=True, text=True)
-    if proc.returncode:
-        tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
-        raise BuildError(f"The package requires {', '.join(missing)}, which could not be installed: {tail}",
-                         hint="Install it in the node's environment, or fix the requirement in your package.")
+        return [site]
+    staging = Path(tempfile.mkdtemp(prefix=target.name + ".staging-", dir=target.parent))
+    try:
+        proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                               "--target", str(staging), *missing], capture_output=True, text=True)
+        if proc.returncode:
+            tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
+            raise BuildError(f"The package requires {', '.join(missing)}, which could not be installed: {tail}",
+                             hint="Install it in the node's environment, or fix the requirement in your package.")
+        record_tree(staging)
+        publish(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return [site, target]

@@ -29,6 +29,7 @@ from cprsdk.errors import ConfigError, CprError
 from cprsdk.packaging.install import sha256_file
 from cprsdk.packaging.limits import MB, dir_stats, format_mb
 from cprsdk.packaging.packager import check_code, check_model, package
+from cprsdk.registry.manifest import Manifest
 from cprsdk.registry.registry import Registry, RegistryError, utc_now, validate_name
 from cprsdk.storage import open_store, upload_many
 
@@ -40,7 +41,8 @@ class DeployResult:
     model: str
     version: str
     state: str
-    manifest: dict[str, Any]
+    manifest: Manifest
+    is_default: bool = False
     uploaded_files: int = 0
     uploaded_bytes: int = 0
     reused_files: int = 0
@@ -52,7 +54,8 @@ class DeployResult:
         return {"model": self.model, "version": self.version, "state": self.state,
                 "uploadedFiles": self.uploaded_files, "uploadedBytes": self.uploaded_bytes,
                 "reusedFiles": self.reused_files, "reusedBytes": self.reused_bytes,
-                "seconds": round(self.seconds, 3), "manifest": self.manifest}
+                "seconds": round(self.seconds, 3),
+                "manifest": {**self.manifest.to_json(), "isDefault": self.is_default}}
 
 
 @dataclass(frozen=True)
@@ -172,12 +175,12 @@ def _gather(settings: Settings, request: DeployRequest, work: Path,
 
 
 def _manifest(settings: Settings, request: DeployRequest, registry: Registry,
-              files: list[_Artifact], packages: list[_Artifact]) -> dict[str, Any]:
+              files: list[_Artifact], packages: list[_Artifact]) -> Manifest:
     def entries(items: list[_Artifact]) -> list[dict[str, Any]]:
         return [a.entry(None if a.uri else registry.blob_key(a.sha256)) for a in items]
 
     package_entries = entries(packages)
-    return {
+    return Manifest.from_json({
         **request.extra,
         "kind": "cprsdk#version",
         "schemaVersion": 1,
@@ -193,7 +196,7 @@ def _manifest(settings: Settings, request: DeployRequest, registry: Registry,
         "pythonVersion": request.python_version or f"{sys.version_info.major}.{sys.version_info.minor}",
         "labels": request.labels,
         "createTime": utc_now(),
-    }
+    }, source=f"of {request.model}/{request.version}")
 
 
 def deploy(settings: Settings, request: DeployRequest, *, registry: Registry,
@@ -217,7 +220,8 @@ def deploy(settings: Settings, request: DeployRequest, *, registry: Registry,
     manifest = _manifest(settings, request, registry, files, packages)
     registry.create_model(request.model, exist_ok=True)
     published = registry.publish_version(manifest, set_default=request.set_default)
-    return DeployResult(request.model, request.version, "PUBLISHED", published,
+    is_default = registry.get_model(request.model).default_version == request.version
+    return DeployResult(request.model, request.version, "PUBLISHED", published, is_default,
                         stats.uploaded_files, stats.uploaded_bytes, stats.skipped_files, stats.skipped_bytes,
                         time.perf_counter() - start, tuple(notes))
 

@@ -15,6 +15,7 @@ The model record's ``defaultVersion`` changes by compare-and-swap on the record'
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 import os
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from cprsdk.errors import ConfigError, RegistryError
+from cprsdk.registry.manifest import Manifest
 from cprsdk.storage import AlreadyExists, NotFound, PreconditionFailed, Store, open_store
 
 __all__ = [
@@ -34,7 +36,6 @@ __all__ = [
     "Registry",
     "RegistryError",
     "default_registry_uri",
-    "fetch_version",
     "validate_name",
 ]
 
@@ -133,7 +134,7 @@ class Registry:
         versions = self.list_versions(model)
         if versions:
             raise RegistryError(
-                f"Model {model!r} still has {len(versions)} version(s): {', '.join(v['name'] for v in versions)}.",
+                f"Model {model!r} still has {len(versions)} version(s): {', '.join(v.name for v in versions)}.",
                 status_code=412, hint="Delete its versions first with `cprsdk versions delete V --model M`.",
             )
         self.store.delete(self._model_key(model))
@@ -155,35 +156,44 @@ class Registry:
 
     # ---------------------------------------------------------------- versions
 
-    def get_version(self, model: str, version: str) -> dict[str, Any]:
+    def get_version(self, model: str, version: str) -> Manifest:
         validate_name("Version", version)
+        key = self._version_key(model, version)
         try:
-            data: dict[str, Any] = json.loads(self.store.read(self._version_key(model, version)).data)
+            data = self.store.read(key).data
         except NotFound:
             self.get_model(model)
             raise RegistryError(f"Version {version!r} of model {model!r} does not exist.", status_code=404,
                                 hint=f"List them with `cprsdk versions list --model {model}`.") from None
-        data["isDefault"] = self.get_model(model).default_version == version
-        return data
+        return Manifest.loads(data, source=self.store.url(key))
 
     def version_exists(self, model: str, version: str) -> bool:
         return self.store.exists(self._version_key(model, version))
 
-    def list_versions(self, model: str) -> list[dict[str, Any]]:
-        record = self.get_model(model)
+    def list_versions(self, model: str) -> list[Manifest]:
+        """Every version of ``model``, oldest first; a corrupt manifest raises ManifestError naming it."""
+        self.get_model(model)
         prefix = f"models/{model}/versions/"
         found = []
         for info in self.store.list(prefix):
             if info.key.endswith(".json") and "/" not in info.key[len(prefix):]:
-                data = json.loads(self.store.read(info.key).data)
-                data["isDefault"] = data.get("name") == record.default_version
-                found.append(data)
-        return sorted(found, key=lambda v: (v.get("createTime", ""), v.get("name", "")))
+                found.append(Manifest.loads(self.store.read(info.key).data, source=self.store.url(info.key)))
+        return sorted(found, key=lambda v: (v.create_time, v.name))
 
-    def publish_version(self, manifest: Mapping[str, Any], *, set_default: bool = False) -> dict[str, Any]:
+    def describe_version(self, model: str, version: str) -> dict[str, Any]:
+        """The stored manifest as JSON, with ``isDefault`` (what ``versions describe`` prints)."""
+        manifest = self.get_version(model, version)
+        return {**manifest.to_json(), "isDefault": self.get_model(model).default_version == version}
+
+    def describe_versions(self, model: str) -> list[dict[str, Any]]:
+        default = self.get_model(model).default_version
+        return [{**m.to_json(), "isDefault": m.name == default} for m in self.list_versions(model)]
+
+    def publish_version(self, manifest: Manifest, *, set_default: bool = False) -> Manifest:
         """Write the manifest create-only (the last step of a deploy), then settle the default version."""
-        model, version = validate_name("Model", manifest["model"]), validate_name("Version", manifest["name"])
-        data = {**manifest, "deployId": manifest.get("deployId") or uuid.uuid4().hex}
+        model, version = validate_name("Model", manifest.model), validate_name("Version", manifest.name)
+        if not manifest.deploy_id:
+            manifest = dataclasses.replace(manifest, deploy_id=uuid.uuid4().hex)
         exists = RegistryError(
             f"Version {version!r} of model {model!r} exists already; versions are immutable.", status_code=409,
             hint="Deploy under a new version name, or delete the old one first.",
@@ -192,14 +202,14 @@ class Registry:
             raise exists
         key = self._version_key(model, version)
         try:
-            self.store.write(key, _dumps(data), if_absent=True)
+            self.store.write(key, manifest.dumps(), if_absent=True)
         except AlreadyExists:
             raise exists from None
-        stored = json.loads(self.store.read(key).data)
-        if stored.get("deployId") != data["deployId"]:  # a store that ignored create-only: we lost
+        stored = Manifest.loads(self.store.read(key).data, source=self.store.url(key))
+        if stored.deploy_id != manifest.deploy_id:  # a store that ignored create-only: we lost
             raise exists
         self._update_model(model, lambda r: version if set_default or r.default_version is None else False)
-        return self.get_version(model, version)
+        return stored
 
     def set_default(self, model: str, version: str) -> ModelRecord:
         self.get_version(model, version)
@@ -213,7 +223,7 @@ class Registry:
     def delete_version(self, model: str, version: str) -> None:
         record = self.get_model(model)
         self.get_version(model, version)
-        others = [v["name"] for v in self.list_versions(model) if v["name"] != version]
+        others = [v.name for v in self.list_versions(model) if v.name != version]
         if record.default_version == version and others:
             raise RegistryError(
                 f"Version {version!r} is the default of model {model!r}, which has other versions.",
@@ -224,35 +234,3 @@ class Registry:
         # Whatever the record said when we started, it must not name a deleted version now.
         self._update_model(model, lambda r: None if r.default_version == version else False)
 
-
-def fetch_version(registry: Registry, manifest: Mapping[str, Any], dest: Path) -> tuple[Path, list[Path]]:
-    """Download a version's model files and packages under ``dest``, each verified by sha256.
-
-    Returns ``(model_dir, sdists)``. A corrupt or replaced object raises ``IntegrityError`` naming
-    it, and nothing is left at its final name.
-    """
-    model_dir, packages_dir = dest / "model", dest / "packages"
-    for entry in manifest.get("files", []):
-        _fetch(registry, entry, model_dir / _safe_relpath(entry["path"]))
-    sdists = []
-    for entry in manifest.get("packages", []):
-        target = packages_dir / _safe_relpath(entry["path"])
-        _fetch(registry, entry, target)
-        sdists.append(target)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    return model_dir, sdists
-
-
-def _safe_relpath(path: str) -> Path:
-    parts = Path(path).parts
-    if not parts or Path(path).is_absolute() or ".." in parts:
-        raise RegistryError(f"The manifest names an unsafe path {path!r}; it was not fetched.", status_code=500)
-    return Path(*parts)
-
-
-def _fetch(registry: Registry, entry: Mapping[str, Any], target: Path) -> None:
-    if entry.get("uri"):
-        parent, _, leaf = str(entry["uri"]).rpartition("/")
-        open_store(parent).download_file(leaf, target, sha256=entry["sha256"])
-    else:
-        registry.store.download_file(entry["key"], target, sha256=entry["sha256"])

@@ -9,14 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cprsdk.config import Settings, load_settings
+from cprsdk.config import Settings
 from cprsdk.errors import ConfigError, RequestError
-from cprsdk.packaging.install import cached_site
-from cprsdk.packaging.packager import build_sdist
 from cprsdk.runtime.payload import parse_json, split_request
+from cprsdk.runtime.resolved import resolve_local
 from cprsdk.runtime.sandbox import run_job
 
-__all__ = ["LocalResult", "local_predict", "prepare_packages", "read_request"]
+__all__ = ["LocalResult", "local_predict", "read_request"]
 
 
 @dataclass(frozen=True)
@@ -83,31 +82,6 @@ def read_request(
     return body  # type: ignore[no-any-return]
 
 
-def prepare_packages(settings: Settings, work: Path) -> tuple[list[Path], dict[Path, Path]]:
-    """The sdists to install (source folders built under ``work``) and the wheels built beside them."""
-    wheels: dict[Path, Path] = {}
-    return _sdists(settings, work, wheels), wheels
-
-
-def _sdists(settings: Settings, work: Path, wheels: dict[Path, Path]) -> list[Path]:
-    found = []
-    for index, package in enumerate(settings.packages):
-        if package.is_dir():
-            project = load_settings(package) if package != settings.project_dir else settings
-            sdist, wheel = build_sdist(project, work / f"build{index}")
-            if wheel is not None:
-                wheels[sdist] = wheel
-            found.append(sdist)
-        elif package.is_file():
-            found.append(package)
-        else:
-            raise ConfigError(
-                f"Package {package} ({settings.describe('packages')}) does not exist.",
-                hint="Pass an sdist (.tar.gz) or a source folder with --package.",
-            )
-    return found
-
-
 def local_predict(settings: Settings, body: dict[str, Any] | None, *, timeout: float | None = None,
                   raw: bytes | None = None, content_type: str = "application/json", accept: str = "",
                   formatter: str | None = None, formatter_args: dict[str, Any] | None = None) -> LocalResult:
@@ -116,26 +90,14 @@ def local_predict(settings: Settings, body: dict[str, Any] | None, *, timeout: f
     ``body`` is a JSON request (``:predict``); or ``raw`` bytes with their content type
     (``:rawPredict``, for SageMaker and hook-style predictors).
     """
-    if not settings.prediction_class:
-        raise ConfigError("No prediction class is set.",
-                          hint="Pass --prediction-class module.Class, or set prediction_class in [tool.cprsdk].")
-    if not settings.model_dir.is_dir():
-        raise ConfigError(
-            f"Model directory {settings.model_dir} ({settings.describe('model_dir')}) does not exist.",
-            hint="Train the model first, or point --model-dir at the folder your from_path loads.",
-        )
-    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    version = resolve_local(settings, output_formatter=formatter, formatter_args=formatter_args)
+    timings: dict[str, float] = {"build_and_install": time.perf_counter() - start}
     with tempfile.TemporaryDirectory(prefix="cprsdk-local-") as tmp:
         work = Path(tmp)
-        start = time.perf_counter()
-        sdists, wheels = prepare_packages(settings, work)
-        timings["build"] = time.perf_counter() - start
-        start = time.perf_counter()
-        site, _ = cached_site(sdists, wheels=wheels)
-        timings["install"] = time.perf_counter() - start
-        job: dict[str, Any] = {"kind": "predict", "sites": [str(site)], "prediction_class": settings.prediction_class,
-                               "model_dir": str(settings.model_dir), "body": body, "formatter": formatter,
-                               "formatter_args": formatter_args or {}}
+        job: dict[str, Any] = {"kind": "predict", "sites": [str(s) for s in version.sites],
+                               "prediction_class": version.prediction_class, "model_dir": str(version.model_dir),
+                               "body": body, "formatter": formatter, "formatter_args": formatter_args or {}}
         if raw is not None:
             job.update(raw=base64.b64encode(raw).decode(), content_type=content_type, accept=accept)
         answer = run_job(job, cwd=work, timeout=timeout)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from cprsdk.storage._errors import IntegrityError, StorageError
+from cprsdk.storage._errors import IntegrityError, PreconditionFailed, StorageError
 
 __all__ = ["Blob", "ObjectInfo", "Store"]
 
@@ -160,12 +160,21 @@ class Store(ABC):
     max_workers: int | None = None
     # Whether uploads also hash the file with MD5, to compare with the MD5 the backend reports.
     _compares_md5 = False
+    _token_name = "version"  # what a compare-and-swap token is called in this backend's messages
 
     def __init__(self, *, uri: str) -> None:
         self.uri = uri
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.uri}>"
+
+    def _stale(self, key: str, expected: str, current: str | None) -> PreconditionFailed:
+        """The error of a compare-and-swap that met another version (``current``: its token, or None)."""
+        found = "it does not exist" if current is None else f"its {self._token_name} is now {current}"
+        return PreconditionFailed(
+            f"{self.url(key)} changed: expected {self._token_name} {expected}, but {found}.",
+            hint="Read it again and retry.",
+        )
 
     def url(self, key: str) -> str:
         """The full URI of ``key``; :func:`open_store` accepts it."""

@@ -72,12 +72,6 @@ class FsspecStore(Store):
             return StorageError(f"permission denied for {where}: {exc}", hint="Check the credentials.")
         return StorageError(f"storage call for {where} failed: {exc}")
 
-    def _stale(self, key: str, expected: str, current: ObjectInfo | None) -> PreconditionFailed:
-        found = "it does not exist" if current is None else f"its version is now {current.token}"
-        return PreconditionFailed(
-            f"{self.url(key)} changed: expected version {expected}, but {found}.",
-            hint="Read it again and retry.",
-        )
 
     def _read(self, key: str) -> Blob:
         full = self._full(key)
@@ -90,7 +84,7 @@ class FsspecStore(Store):
         if if_token is not None:
             current = self._stat(key)
             if current is None or current.token != if_token:
-                raise self._stale(key, if_token, current)
+                raise self._stale(key, if_token, None if current is None else current.token)
         with self._errors(key, if_absent=if_absent):
             self.fs.pipe_file(full, data, mode="create" if if_absent else "overwrite")
             return self._token(self.fs.info(full), full)

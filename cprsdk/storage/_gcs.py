@@ -69,6 +69,8 @@ def _content_type(key: str) -> str:
 
 
 class GcsStore(Store):
+    _token_name = "generation"
+
     def __init__(self, *, bucket: str, root: str, client: Any = None) -> None:
         super().__init__(uri=f"gs://{bucket}/{root}" if root else f"gs://{bucket}")
         self.bucket_name = bucket
@@ -110,7 +112,7 @@ class GcsStore(Store):
         if isinstance(exc, gexc.NotFound):
             return NotFound(f"{where} does not exist.")
         if isinstance(exc, gexc.PreconditionFailed) and if_token is not None:
-            return self._stale(key, if_token, self._stat(key))
+            return self._stale(key, if_token, getattr(self._stat(key), "token", None))
         if isinstance(exc, gexc.PreconditionFailed):
             return AlreadyExists(f"{where} already exists; it is written only once.")
         if isinstance(exc, (gexc.Forbidden, gexc.Unauthorized, auth_exc.GoogleAuthError)):
@@ -119,12 +121,6 @@ class GcsStore(Store):
             return IntegrityError(f"{where}: checksum mismatch in transfer ({exc}).", hint="Retry the transfer.")
         return StorageError(f"Cloud Storage call for {where} failed: {exc}")
 
-    def _stale(self, key: str, expected: str, current: ObjectInfo | None) -> PreconditionFailed:
-        found = "it does not exist" if current is None else f"its generation is now {current.token}"
-        return PreconditionFailed(
-            f"{self.url(key)} changed: expected generation {expected}, but {found}.",
-            hint="Read it again and retry.",
-        )
 
     def _info(self, key: str, blob: Any) -> ObjectInfo:
         return ObjectInfo(key=key, size=int(blob.size), token=str(blob.generation), md5=_md5_hex(blob.md5_hash))
@@ -154,7 +150,7 @@ class GcsStore(Store):
                 raise AlreadyExists(f"{self.url(key)} already exists; it is written only once.")
             return 0
         if not if_token.isdigit() or current is None or current.token != if_token:
-            raise self._stale(key, if_token, current)
+            raise self._stale(key, if_token, None if current is None else current.token)
         return int(if_token)
 
     def _write(self, key: str, data: bytes, *, if_absent: bool, if_token: str | None) -> str:

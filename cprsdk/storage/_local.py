@@ -136,7 +136,7 @@ class LocalStore(Store):
             with _locked(target):
                 current = _stat_file(target)
                 if if_token is not None and (current is None or _token(current) != if_token):
-                    raise self._stale(key, if_token, current)
+                    raise self._stale(key, if_token, None if current is None else _token(current))
                 token = _token(_newer_than(tmp, current))
                 os.replace(tmp, target)
         _fsync_dir(target.parent)
@@ -158,12 +158,6 @@ class LocalStore(Store):
             os.replace(tmp, target)
             return token
 
-    def _stale(self, key: str, expected: str, current: os.stat_result | None) -> PreconditionFailed:
-        found = "it does not exist" if current is None else f"its version is now {_token(current)}"
-        return PreconditionFailed(
-            f"{self.url(key)} changed: expected version {expected}, but {found}.",
-            hint="Read it again and retry.",
-        )
 
     def _stat(self, key: str) -> ObjectInfo | None:
         st = _stat_file(self._path(key))

@@ -62,7 +62,7 @@ class S3Store(FsspecStore):
         if code == "NoSuchBucket":
             return StorageError(f"bucket {self.bucket!r} of {self.uri} does not exist.", hint=_BUCKET_HINT)
         if if_token is not None and code in ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey"):
-            return self._stale(key, if_token, self._stat(key))
+            return self._stale(key, if_token, getattr(self._stat(key), "token", None))
         if code in ("PreconditionFailed", "ConditionalRequestConflict"):
             return AlreadyExists(f"{self._where(key)} already exists; it is written only once.")
         return super()._translate(exc, key, if_absent=if_absent, if_token=if_token)
