@@ -22,11 +22,13 @@
     ├── PredictionError           raised by a predictor to choose its status (default 400)
     └── ResponseError             a predictor returned something that is not JSON (500)
 
-Errors that reach HTTP render as Google's envelope through :func:`error_body`.
+Errors that reach HTTP render as Google's envelope through :func:`error_body` (a dict) or
+:func:`error_bytes` (its JSON); nothing else builds the envelope.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 _STATUS_NAMES = {
@@ -68,6 +70,7 @@ __all__ = [
     "ResponseError",
     "StorageError",
     "error_body",
+    "error_bytes",
     "status_name",
 ]
 
@@ -189,5 +192,10 @@ class ResponseError(CprError):
 
 
 def error_body(code: int, message: str) -> dict[str, Any]:
-    """Google's error envelope, which its client libraries parse."""
+    """Google's error envelope, which its client libraries parse; the only place it is built."""
     return {"error": {"code": code, "message": message, "status": status_name(code)}}
+
+
+def error_bytes(code: int, message: str) -> bytes:
+    """:func:`error_body` as the JSON bytes of an HTTP response body."""
+    return json.dumps(error_body(code, message)).encode()

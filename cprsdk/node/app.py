@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from cprsdk.errors import CprError, RequestError, error_body
+from cprsdk.errors import CprError, RequestError, error_bytes
 from cprsdk.runtime.payload import parse_json, split_request
 from cprsdk.node.management import Management
 from cprsdk.node.metrics import Metrics
@@ -86,8 +86,7 @@ class _Response:
 
 
 def _error(exc: CprError) -> _Response:
-    code = exc.status_code
-    return _Response(code, json.dumps(error_body(code, str(exc))).encode())
+    return _Response(exc.status_code, error_bytes(exc.status_code, str(exc)))
 
 
 class Node:
@@ -135,7 +134,7 @@ class Node:
             response = _error(exc)
         except Exception as exc:  # never a 500 without the envelope
             log.exception("request %s failed", request_id)
-            response = _Response(500, json.dumps(error_body(500, f"Internal error: {type(exc).__name__}")).encode())
+            response = _Response(500, error_bytes(500, f"Internal error: {type(exc).__name__}"))
         finally:
             self.stats.in_flight -= 1
         await send({"type": "http.response.start", "status": response.status, "headers": [

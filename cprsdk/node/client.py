@@ -8,7 +8,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from cprsdk.errors import CprError
+from cprsdk.errors import CprError, error_body
 
 __all__ = ["NodeClient", "NodeResponse"]
 
@@ -44,7 +44,7 @@ class NodeClient:
             try:
                 payload = json.loads(raw)
             except ValueError:
-                payload = {"error": {"code": exc.code, "message": raw.decode("utf-8", "replace")}}
+                payload = error_body(exc.code, raw.decode("utf-8", "replace"))
             return NodeResponse(exc.code, payload, exc.headers.get("x-request-id"))
         except (urllib.error.URLError, OSError) as exc:
             raise CprError(f"No prediction node answered at {self.endpoint} ({getattr(exc, 'reason', exc)}).",
