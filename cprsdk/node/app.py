@@ -17,13 +17,12 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from cprsdk.errors import CprError, RequestError, error_bytes
+from cprsdk.errors import CprError, Overloaded, RequestError, error_bytes
 from cprsdk.runtime.payload import parse_json, split_request
 from cprsdk.node.management import Management
 from cprsdk.node.metrics import Metrics
 from cprsdk.node.protocol import MODE_AIP, MODE_RAW, MODE_VERTEX, raw_body, split_raw
 from cprsdk.node.versions import VersionManager
-from cprsdk.node.pool import Overloaded
 
 __all__ = ["NodeOptions", "create_app"]
 

@@ -19,22 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cprsdk.errors import CprError, error_bytes
+from cprsdk.errors import LoadFailed, Overloaded, error_bytes
 from cprsdk.runtime.child import child_argv
 from cprsdk.node.protocol import LENGTH, RESPONSE_HEAD, request_frame
 
-__all__ = ["LoadFailed", "Overloaded", "WorkerPool", "WorkerSpec"]
+__all__ = ["WorkerPool", "WorkerSpec"]
 
 log = logging.getLogger("cprsdk.node")
-
-
-
-class LoadFailed(CprError):
-    """The predictor did not load: its error, or the load timeout."""
-
-
-class Overloaded(CprError):
-    status_code = 503
 
 
 @dataclass(frozen=True)

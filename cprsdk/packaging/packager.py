@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from cprsdk.config import Settings, load_toml
-from cprsdk.errors import BuildError, ConfigError, PackageError, PickleCheckError, PredictorLoadError
+from cprsdk.errors import BuildError, ConfigError, PackageError, PickleCheckError, PredictorLoadError, UnreadablePickle
 from cprsdk.packaging.install import build_distribution, build_sdist_and_wheel, cached_site, install_wheel, normalize_sdist, sha256_file
 from cprsdk.packaging.limits import check_code_size, check_model_dir, format_mb
-from cprsdk.packaging.pickles import GlobalRef, UnreadablePickle, dangerous_reason, find_pickles, scan_file
+from cprsdk.packaging.pickles import GlobalRef, dangerous_reason, find_pickles, scan_file
 from cprsdk.runtime.sandbox import run_job
 from cprsdk.packaging.templating import render_text, template_root
 
