@@ -17,6 +17,8 @@ from cprsdk.errors import (
     CprError,
     IntegrityError,
     ManifestError,
+    NodeError,
+    NodeUnreachable,
     NotFound,
     NotSupportedError,
     PackageError,
@@ -31,6 +33,7 @@ from cprsdk.errors import (
     RequestError,
     ResponseError,
     StorageError,
+    UnreadablePickle,
 )
 from cprsdk.runtime.local import LocalResult, local_predict
 from cprsdk.packaging.packager import PackageResult, package
@@ -53,6 +56,8 @@ __all__ = [
     "ItemError",
     "LocalResult",
     "ManifestError",
+    "NodeError",
+    "NodeUnreachable",
     "NotFound",
     "NotSupportedError",
     "PackageError",
@@ -75,6 +80,7 @@ __all__ = [
     "Settings",
     "StorageError",
     "Store",
+    "UnreadablePickle",
     "__version__",
     "deploy",
     "import_prediction_class",

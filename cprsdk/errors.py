@@ -1,32 +1,42 @@
 """Every error cprsdk raises on purpose, in one tree.
 
     CprError                      base; carries an HTTP status and an optional hint
-    ├── ConfigError               a flag, CPRSDK_* variable or [tool.cprsdk] key is wrong
-    ├── NotSupportedError         a capability this release does not have yet
-    ├── PredictorLoadError        the prediction class cannot be imported or used
+    ├── ConfigError               a flag, CPRSDK_* variable or [tool.cprsdk] key is wrong (400)
+    ├── NotSupportedError         a capability this release does not have yet (501)
+    ├── PredictorLoadError        the prediction class cannot be imported or used (500)
     │   ├── PredictorImportError  its module (or one that module imports) is missing or broken
     │   └── PredictorContractError the name resolves, but not to a usable Predictor
-    ├── PackageError              `cprsdk package` refused the project
+    ├── PackageError              `cprsdk package` refused the project (400)
     │   ├── QuotaError            code or model directory over a quota
     │   ├── BuildError            the sdist or wheel could not be built
     │   └── PickleCheckError      a pickle in the model directory cannot load, or is unsafe
-    ├── StorageError              a storage URI, key or backend call failed
+    │       └── UnreadablePickle  scan_file cannot read the file as a pickle stream
+    ├── StorageError              a storage URI, key or backend call failed (500)
     │   ├── NotFound              the object does not exist (404)
     │   ├── AlreadyExists         a create-only write met an existing object (409)
     │   ├── PreconditionFailed    a compare-and-swap write met another version (412)
     │   └── IntegrityError        bytes do not match their checksum (500)
-    ├── RegistryError             a registry change was refused: exists, not found, conflict
-    │   └── ManifestError         a stored version manifest is corrupt, truncated or invalid
-    ├── PipelineError             a Pipeline run itself failed (cprsdk.pipeline; item errors go to pipe.errors)
-    ├── RequestError              a prediction request is malformed (400)
+    ├── RegistryError             a registry change was refused: exists, not found, conflict (400 or as given)
+    │   └── ManifestError         a stored version manifest is corrupt, truncated or invalid (500 or as given)
+    ├── PipelineError             a Pipeline run itself failed (500; item errors go to pipe.errors)
+    ├── Stopped                   internal: a Pipeline run is stopping, so its worker leaves
+    ├── ItemFailure               internal: one Pipeline item failed, known by a type name and message
+    ├── SetupFailure              internal: a Pipeline stage's setup failed, so the run stops
+    ├── LoadFailed                internal: a node's worker did not load its predictor (500)
+    ├── Overloaded                a version's queue on the node is full (503)
+    ├── NodeUnreachable           no prediction node answered a NodeClient (500)
+    ├── NodeError                 a prediction node answered a NodeClient with an error (the node's status)
+    ├── RequestError              a prediction request is malformed (400 or as given)
     ├── PredictionError           raised by a predictor to choose its status (default 400)
     └── ResponseError             a predictor returned something that is not JSON (500)
 
-Errors that reach HTTP render as Google's envelope through :func:`error_body`.
+Errors that reach HTTP render as Google's envelope through :func:`error_body` (a dict) or
+:func:`error_bytes` (its JSON); nothing else builds the envelope.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 _STATUS_NAMES = {
@@ -52,11 +62,17 @@ __all__ = [
     "ConfigError",
     "CprError",
     "IntegrityError",
+    "ItemFailure",
+    "LoadFailed",
     "ManifestError",
+    "NodeError",
+    "NodeUnreachable",
     "NotFound",
     "NotSupportedError",
+    "Overloaded",
     "PackageError",
     "PickleCheckError",
+    "PipelineError",
     "PreconditionFailed",
     "PredictionError",
     "PredictorContractError",
@@ -66,8 +82,12 @@ __all__ = [
     "RegistryError",
     "RequestError",
     "ResponseError",
+    "SetupFailure",
     "StorageError",
+    "Stopped",
+    "UnreadablePickle",
     "error_body",
+    "error_bytes",
     "status_name",
 ]
 
@@ -132,6 +152,10 @@ class PickleCheckError(PackageError):
     pass
 
 
+class UnreadablePickle(PickleCheckError):
+    """The file could not be read as a pickle stream."""
+
+
 class StorageError(CprError):
     status_code = 500
 
@@ -153,14 +177,91 @@ class IntegrityError(StorageError):
 
 
 class RegistryError(CprError):
+    status_code = 400
+
     def __init__(self, message: str, *, status_code: int = 400, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.status_code = status_code
 
 
 class ManifestError(RegistryError):
+    status_code = 500
+
     def __init__(self, message: str, *, status_code: int = 500, hint: str | None = None) -> None:
         super().__init__(message, status_code=status_code, hint=hint)
+
+
+class PipelineError(CprError):
+    """The pipeline cannot run: a bad stage, a failed worker setup, or inputs that failed to read."""
+
+    status_code = 500
+
+
+class Stopped(CprError):
+    """The run is stopping; the worker leaves without finishing its items (never leaves a Pipeline)."""
+
+    status_code = 500
+
+    def __init__(self, message: str = "The pipeline run is stopping.") -> None:
+        super().__init__(message)
+
+
+class ItemFailure(CprError):
+    """An item (or batch) failed with an error known by its type name and message.
+
+    ``message`` is the error's own message; ``str()`` is ``"<type_name>: <message>"``.
+    """
+
+    status_code = 500
+
+    def __init__(self, type_name: str, message: str, *, splittable: bool = True) -> None:
+        super().__init__(f"{type_name}: {message}")
+        self.type_name, self.message, self.splittable = type_name, message, splittable
+
+    def __str__(self) -> str:
+        return f"{self.type_name}: {self.message}"
+
+
+class SetupFailure(CprError):
+    """A stage's setup failed in a worker; the run becomes a :class:`PipelineError`.
+
+    ``message`` is the error's own message; ``str()`` names the stage and the type too.
+    """
+
+    status_code = 500
+
+    def __init__(self, stage: str, type_name: str, message: str) -> None:
+        super().__init__(f"stage {stage!r}: {type_name}: {message}")
+        self.stage, self.type_name, self.message = stage, type_name, message
+
+    def __str__(self) -> str:
+        return f"stage {self.stage!r}: {self.type_name}: {self.message}"
+
+
+class LoadFailed(CprError):
+    """The predictor did not load in a node's worker: its error, or the load timeout."""
+
+    status_code = 500
+
+
+class Overloaded(CprError):
+    """A version has ``max_pending`` requests waiting already; the node answers 503."""
+
+    status_code = 503
+
+
+class NodeUnreachable(CprError):
+    """No prediction node answered at the client's endpoint."""
+
+    status_code = 500
+
+
+class NodeError(CprError):
+    """A prediction node answered with an error; ``status_code`` is the node's status."""
+
+    def __init__(self, message: str, *, status_code: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status_code = status_code
 
 
 class RequestError(CprError):
@@ -177,6 +278,8 @@ class PredictionError(CprError):
     ``raise PredictionError("feature 'age' must be positive", status_code=422)``
     """
 
+    status_code = 400
+
     def __init__(self, message: str, status_code: int = 400) -> None:
         if not isinstance(status_code, int) or not 400 <= status_code <= 599:
             raise ValueError(f"PredictionError status_code must be an int from 400 to 599, got {status_code!r}")
@@ -189,5 +292,10 @@ class ResponseError(CprError):
 
 
 def error_body(code: int, message: str) -> dict[str, Any]:
-    """Google's error envelope, which its client libraries parse."""
+    """Google's error envelope, which its client libraries parse; the only place it is built."""
     return {"error": {"code": code, "message": message, "status": status_name(code)}}
+
+
+def error_bytes(code: int, message: str) -> bytes:
+    """:func:`error_body` as the JSON bytes of an HTTP response body."""
+    return json.dumps(error_body(code, message)).encode()

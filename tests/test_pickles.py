@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from cprsdk import GlobalRef, scan_file
-from cprsdk.packaging.pickles import UnreadablePickle, dangerous_reason, find_pickles
+from cprsdk import GlobalRef, UnreadablePickle, scan_file
+from cprsdk.packaging.pickles import dangerous_reason, find_pickles
 
 
 class Payload:

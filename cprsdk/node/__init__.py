@@ -1,8 +1,9 @@
 """The prediction node: an ASGI front process routing requests to one worker pool per version.
 
-    app.py       routes, request rules, Google's error envelope, request ids (``create_app``)
+    app.py       the ASGI app: request rules, handlers, errors as Google's envelope, request ids (``create_app``)
+    routes.py    the route table: verb and path to handler name
     versions.py  the versions the node serves: registry watch, fetch, install, CREATING -> READY
-    workers.py   worker processes of one version, spoken to over a framed pipe protocol
+    pool.py      worker processes of one version, spoken to over a framed pipe protocol
     worker.py    the worker process itself: loads the predictor, answers frames
     protocol.py  the frames
     metrics.py   Prometheus counters and histograms

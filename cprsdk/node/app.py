@@ -17,13 +17,13 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from cprsdk.errors import CprError, RequestError, error_body
+from cprsdk.errors import CprError, Overloaded, RequestError, error_bytes
 from cprsdk.runtime.payload import parse_json, split_request
 from cprsdk.node.management import Management
 from cprsdk.node.metrics import Metrics
 from cprsdk.node.protocol import MODE_AIP, MODE_RAW, MODE_VERTEX, raw_body, split_raw
+from cprsdk.node.routes import match_route
 from cprsdk.node.versions import VersionManager
-from cprsdk.node.pool import Overloaded
 
 __all__ = ["NodeOptions", "create_app"]
 
@@ -34,36 +34,6 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-_SEG = r"([^/:]+)"
-_ROUTES: list[tuple[str, re.Pattern[str], str]] = [
-    ("POST", re.compile(rf"^/v1/projects/{_SEG}/models/{_SEG}/versions/{_SEG}:predict$"), "aip_predict"),
-    ("POST", re.compile(rf"^/v1/projects/{_SEG}/models/{_SEG}:predict$"), "aip_predict_default"),
-    ("POST", re.compile(rf"^/v1/projects/{_SEG}/models/{_SEG}/versions/{_SEG}:rawPredict$"), "aip_raw_predict"),
-    ("POST", re.compile(rf"^/v1/projects/{_SEG}/models/{_SEG}:rawPredict$"), "aip_raw_predict_default"),
-    ("POST", re.compile(r"^/invocations$"), "invocations"),
-    ("GET", re.compile(r"^/ping$"), "ping"),
-    ("GET", re.compile(rf"^/v1/projects/{_SEG}/models/{_SEG}/versions/{_SEG}$"), "aip_version"),
-    ("GET", re.compile(rf"^/v1/projects/{_SEG}/models/{_SEG}/versions$"), "aip_versions"),
-    ("GET", re.compile(rf"^/v1/projects/{_SEG}/models/{_SEG}$"), "aip_model"),
-    ("GET", re.compile(rf"^/v1/projects/{_SEG}/models$"), "aip_models"),
-    ("POST", re.compile(rf"^/v1/projects/{_SEG}/locations/{_SEG}/endpoints/{_SEG}:predict$"), "vertex_predict"),
-    ("GET", re.compile(rf"^/v1/projects/{_SEG}/locations/{_SEG}/endpoints/{_SEG}$"), "vertex_endpoint"),
-    ("POST", re.compile(rf"^/v1/models/{_SEG}:predict$"), "kserve_predict"),
-    ("GET", re.compile(rf"^/v1/models/{_SEG}$"), "kserve_model"),
-    ("POST", re.compile(rf"^/v1/projects/{_SEG}/models$"), "mgmt_create_model"),
-    ("DELETE", re.compile(rf"^/v1/projects/{_SEG}/models/{_SEG}$"), "mgmt_delete_model"),
-    ("POST", re.compile(rf"^/v1/projects/{_SEG}/models/{_SEG}/versions$"), "mgmt_create_version"),
-    ("DELETE", re.compile(rf"^/v1/projects/{_SEG}/models/{_SEG}/versions/{_SEG}$"), "mgmt_delete_version"),
-    ("POST", re.compile(rf"^/v1/projects/{_SEG}/models/{_SEG}/versions/{_SEG}:setDefault$"), "mgmt_set_default"),
-    ("GET", re.compile(rf"^/v1/projects/{_SEG}/operations/{_SEG}$"), "mgmt_operation"),
-    ("POST", re.compile(rf"^/v1/projects/{_SEG}/jobs$"), "jobs_create"),
-    ("GET", re.compile(rf"^/v1/projects/{_SEG}/jobs$"), "jobs_list"),
-    ("GET", re.compile(rf"^/v1/projects/{_SEG}/jobs/{_SEG}$"), "jobs_get"),
-    ("POST", re.compile(rf"^/v1/projects/{_SEG}/jobs/{_SEG}:cancel$"), "jobs_cancel"),
-    ("GET", re.compile(r"^/healthz$"), "healthz"),
-    ("GET", re.compile(r"^/readyz$"), "readyz"),
-    ("GET", re.compile(r"^/metrics$"), "metrics"),
-]
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _JSON = (b"content-type", b"application/json")
 
@@ -86,8 +56,7 @@ class _Response:
 
 
 def _error(exc: CprError) -> _Response:
-    code = exc.status_code
-    return _Response(code, json.dumps(error_body(code, str(exc))).encode())
+    return _Response(exc.status_code, error_bytes(exc.status_code, str(exc)))
 
 
 class Node:
@@ -135,7 +104,7 @@ class Node:
             response = _error(exc)
         except Exception as exc:  # never a 500 without the envelope
             log.exception("request %s failed", request_id)
-            response = _Response(500, json.dumps(error_body(500, f"Internal error: {type(exc).__name__}")).encode())
+            response = _Response(500, error_bytes(500, f"Internal error: {type(exc).__name__}"))
         finally:
             self.stats.in_flight -= 1
         await send({"type": "http.response.start", "status": response.status, "headers": [
@@ -153,16 +122,8 @@ class Node:
             return "vertex_predict", self.aip_env_predict, ()
         if self.options.health_route and path == self.options.health_route and method == "GET":
             return "readyz", self.readyz, ()
-        allowed = False
-        for verb, pattern, name in _ROUTES:
-            match = pattern.match(path)
-            if match:
-                if verb == method:
-                    return name, getattr(self, name), match.groups()
-                allowed = True
-        if allowed:
-            raise RequestError(f"{method} is not allowed on {path}.", status_code=405)
-        raise RequestError(f"No route for {method} {path}.", status_code=404)
+        name, args = match_route(method, path)
+        return name, getattr(self, name), args
 
     # ---------------------------------------------------------------- bodies
 

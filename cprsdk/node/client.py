@@ -8,7 +8,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from cprsdk.errors import CprError
+from cprsdk.errors import NodeError, NodeUnreachable, error_body
 
 __all__ = ["NodeClient", "NodeResponse"]
 
@@ -44,11 +44,11 @@ class NodeClient:
             try:
                 payload = json.loads(raw)
             except ValueError:
-                payload = {"error": {"code": exc.code, "message": raw.decode("utf-8", "replace")}}
+                payload = error_body(exc.code, raw.decode("utf-8", "replace"))
             return NodeResponse(exc.code, payload, exc.headers.get("x-request-id"))
         except (urllib.error.URLError, OSError) as exc:
-            raise CprError(f"No prediction node answered at {self.endpoint} ({getattr(exc, 'reason', exc)}).",
-                           hint="Start one with `cprsdk serve`, or pass --endpoint URL.") from None
+            raise NodeUnreachable(f"No prediction node answered at {self.endpoint} ({getattr(exc, 'reason', exc)}).",
+                                  hint="Start one with `cprsdk serve`, or pass --endpoint URL.") from None
 
     def predict_body(self, model: str, body: dict[str, Any], version: str | None = None) -> NodeResponse:
         path = f"/v1/projects/{self.project}/models/{model}"
@@ -56,13 +56,11 @@ class NodeClient:
         return self.request("POST", path, body)
 
     def predict(self, model: str, instances: list[Any], version: str | None = None, **kwargs: Any) -> Any:
-        """The predictions, or :class:`CprError` with the node's message."""
+        """The predictions, or :class:`NodeError` with the node's message and status."""
         response = self.predict_body(model, {"instances": instances, **kwargs}, version)
         if not response.ok:
             error = (response.body or {}).get("error", {}) if isinstance(response.body, dict) else {}
-            exc = CprError(error.get("message") or f"HTTP {response.status}")
-            exc.status_code = response.status
-            raise exc
+            raise NodeError(error.get("message") or f"HTTP {response.status}", status_code=response.status)
         return response.body["predictions"]
 
     def raw_predict(self, model: str, data: bytes, content_type: str, *, version: str | None = None,
@@ -79,8 +77,8 @@ class NodeClient:
             with exc:
                 return exc.code, exc.read(), exc.headers.get("content-type", "")
         except (urllib.error.URLError, OSError) as exc:
-            raise CprError(f"No prediction node answered at {self.endpoint} ({getattr(exc, 'reason', exc)}).",
-                           hint="Start one with `cprsdk serve`, or pass --endpoint URL.") from None
+            raise NodeUnreachable(f"No prediction node answered at {self.endpoint} ({getattr(exc, 'reason', exc)}).",
+                                  hint="Start one with `cprsdk serve`, or pass --endpoint URL.") from None
 
     def version(self, model: str, version: str) -> NodeResponse:
         return self.request("GET", f"/v1/projects/{self.project}/models/{model}/versions/{version}")

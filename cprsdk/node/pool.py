@@ -20,22 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cprsdk.errors import CprError, error_body
+from cprsdk.errors import CprError, LoadFailed, Overloaded, error_bytes
 from cprsdk.runtime.child import child_argv
 from cprsdk.node.protocol import LENGTH, RESPONSE_HEAD, request_frame
 
-__all__ = ["LoadFailed", "Overloaded", "WorkerPool", "WorkerSpec"]
+__all__ = ["WorkerPool", "WorkerSpec"]
 
 log = logging.getLogger("cprsdk.node")
-
-
-
-class LoadFailed(CprError):
-    """The predictor did not load: its error, or the load timeout."""
-
-
-class Overloaded(CprError):
-    status_code = 503
 
 
 @dataclass(frozen=True)
@@ -123,7 +114,7 @@ class Worker:
         self.exited.set()
 
     def _fail_pending(self, message: str) -> None:
-        body = json.dumps(error_body(500, message)).encode()
+        body = error_bytes(500, message)
         for future in self.pending.values():
             if not future.done():
                 future.set_result((500, body))
@@ -214,7 +205,7 @@ class WorkerPool:
         """The worker's (status, JSON body); 503 when the queue is full, 504 past the timeout."""
         live = [w for w in self.workers if w.alive]
         if not live:
-            return 503, _envelope(503, f"No worker of version {self.spec.version} is running; it is being restarted.")
+            return 503, error_bytes(503, f"No worker of version {self.spec.version} is running; it is being restarted.")
         if self.pending >= self.max_pending:
             raise Overloaded(f"Version {self.spec.version} has {self.pending} requests waiting; try again shortly.")
         worker = min(live, key=lambda w: len(w.pending))
@@ -227,7 +218,7 @@ class WorkerPool:
             log.error("prediction on %s/%s exceeded %g s; replacing its worker",
                       self.spec.model, self.spec.version, self.predict_timeout)
             worker.kill()
-            return 504, _envelope(504, f"The prediction took longer than the {self.predict_timeout:g} s timeout.")
+            return 504, error_bytes(504, f"The prediction took longer than the {self.predict_timeout:g} s timeout.")
 
     async def close(self) -> None:
         """Drain: in-flight requests finish, then the workers end."""
@@ -235,10 +226,6 @@ class WorkerPool:
         await asyncio.gather(*(w.close() for w in self.workers), return_exceptions=True)
         for task in self._watchers:
             task.cancel()
-
-
-def _envelope(code: int, message: str) -> bytes:
-    return json.dumps(error_body(code, message)).encode()
 
 
 def describe(pool: WorkerPool | None) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import sys
 import traceback
 from typing import Any, BinaryIO
 
-from cprsdk.errors import CprError, PredictionError, RequestError, error_body
+from cprsdk.errors import CprError, PredictionError, RequestError, error_bytes
 from cprsdk.runtime.child import enter
 from cprsdk.node.protocol import LENGTH, MODE_RAW, MODE_VERTEX, REQUEST_HEAD, raw_body, response_frame, split_raw
 
@@ -22,7 +22,7 @@ __all__ = ["serve_frames"]
 
 
 def _error(code: int, message: str) -> tuple[int, bytes]:
-    return code, json.dumps(error_body(code, message)).encode()
+    return code, error_bytes(code, message)
 
 
 def _raw(adapter: Any, body: bytes) -> tuple[int, bytes]:
@@ -79,7 +79,7 @@ def main() -> None:
     except CprError as exc:
         if exc.__cause__ is not None:
             traceback.print_exception(exc.__cause__)
-        os.write(out_fd, response_frame(0, 500, json.dumps(error_body(500, str(exc))).encode()))
+        os.write(out_fd, response_frame(0, 500, error_bytes(500, str(exc))))
         sys.stderr.flush()
         os._exit(3)
     os.write(out_fd, response_frame(0, 200, b"{}"))

@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from cprsdk.config import Settings, load_toml
-from cprsdk.errors import BuildError, ConfigError, PackageError, PickleCheckError, PredictorLoadError
+from cprsdk.errors import BuildError, ConfigError, PackageError, PickleCheckError, PredictorLoadError, UnreadablePickle
 from cprsdk.packaging.build import build_distribution, build_sdist_and_wheel, normalize_sdist
 from cprsdk.packaging.install import PackageFile, install_package, install_wheel, sha256_file
 from cprsdk.packaging.layout import bare_layout, copy_project, is_bare_folder
 from cprsdk.packaging.limits import check_code_size, check_model_dir, format_mb
-from cprsdk.packaging.pickles import GlobalRef, UnreadablePickle, dangerous_reason, find_pickles, scan_file
+from cprsdk.packaging.pickles import GlobalRef, dangerous_reason, find_pickles, scan_file
 from cprsdk.runtime.sandbox import run_job
 
 __all__ = ["Check", "ModelChecks", "PackageResult", "build_sdist", "check_code", "check_model", "is_bare_folder", "package"]

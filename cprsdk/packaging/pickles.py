@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
+from cprsdk.errors import UnreadablePickle
+
 __all__ = [
     "PICKLE_SUFFIXES",
     "GlobalRef",
     "PickleScan",
-    "UnreadablePickle",
     "dangerous_reason",
     "find_pickles",
     "scan_file",
@@ -55,10 +56,6 @@ _COMPRESSED = (
     (b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ", "xz"), (b"\x5d\x00\x00", "lzma"),
     (b"\x78", "zlib"), (b"\x04\x22\x4d\x18", "lz4"),
 )
-
-
-class UnreadablePickle(Exception):
-    """The file could not be read as a pickle stream."""
 
 
 @dataclass(frozen=True, order=True)

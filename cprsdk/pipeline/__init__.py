@@ -5,12 +5,13 @@ as an output or as an :class:`ItemError` in ``pipe.errors``.
     _stage.py     a stage as added, and segments (plain stages fused after the one before)
     _run.py       one call: feeder, worker threads, bounded queues, in-order delivery
     _callers.py   how a worker calls its stage: in its thread, under a timeout, or in a child process
-    _errors.py    PipelineError (in the CprError tree) and the ItemError record
+    _errors.py    the ItemError record (PipelineError is in the one tree of cprsdk.errors)
 """
 
 from __future__ import annotations
 
-from cprsdk.pipeline._errors import ItemError, PipelineError
+from cprsdk.errors import PipelineError
+from cprsdk.pipeline._errors import ItemError
 from cprsdk.pipeline.pipeline import Pipeline
 
 __all__ = ["ItemError", "Pipeline", "PipelineError"]

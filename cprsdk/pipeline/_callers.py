@@ -1,7 +1,8 @@
 """How one worker calls its stage: directly in its thread, in a helper thread (timeouts), or in a child process.
 
 Every caller runs the stage's setup once in :meth:`start` (a factory stage builds its function
-there), then :meth:`call` per item or batch, then :meth:`close`. Failures come back as:
+there), then :meth:`call` per item or batch, then :meth:`close`. Failures come back as (classes of
+:mod:`cprsdk.errors`):
 
 - the stage's own exception (thread workers);
 - :class:`ItemFailure` with a type name and message (timeouts, exceptions raised in a child
@@ -22,30 +23,13 @@ from multiprocessing.connection import Connection
 from queue import SimpleQueue
 from typing import Any, Protocol
 
+from cprsdk.errors import ItemFailure, SetupFailure, Stopped
 from cprsdk.pipeline._stage import Stage
 
-__all__ = ["Caller", "ItemFailure", "SetupFailure", "Stopped", "make_caller"]
+__all__ = ["Caller", "make_caller"]
 
 _POLL = 0.1  # seconds between checks of the stop flag while waiting
 _SPAWN = multiprocessing.get_context("spawn")  # no fork of a threaded process
-
-
-class Stopped(Exception):
-    """The run is stopping; the worker leaves without finishing its items."""
-
-
-class ItemFailure(Exception):
-    """An item (or batch) failed with an error known by its type name and message."""
-
-    def __init__(self, type_name: str, message: str, *, splittable: bool = True) -> None:
-        super().__init__(f"{type_name}: {message}")
-        self.type_name, self.message, self.splittable = type_name, message, splittable
-
-
-class SetupFailure(Exception):
-    def __init__(self, stage: str, type_name: str, message: str) -> None:
-        super().__init__(f"stage {stage!r}: {type_name}: {message}")
-        self.stage, self.type_name, self.message = stage, type_name, message
 
 
 class Caller(Protocol):

@@ -1,10 +1,8 @@
-"""What goes wrong in a pipeline: the run itself (:class:`PipelineError`) or one item (:class:`ItemError`).
-
-    CprError
-    └── PipelineError     a stage is misconfigured, a worker's setup failed, or reading the inputs failed
+"""What goes wrong with one item of a pipeline: the :class:`ItemError` record.
 
 A failure of one item is not an exception of the run: it is recorded as an :class:`ItemError` in
-``pipe.errors`` under the item's key, and the other items go on.
+``pipe.errors`` under the item's key, and the other items go on. The run's own failure is
+:class:`cprsdk.errors.PipelineError`, in the one tree of :mod:`cprsdk.errors`.
 """
 
 from __future__ import annotations
@@ -12,15 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cprsdk.errors import CprError
-
-__all__ = ["ItemError", "PipelineError"]
-
-
-class PipelineError(CprError):
-    """The pipeline cannot run: a bad stage, a failed worker setup, or inputs that failed to read."""
-
-    status_code = 500
+__all__ = ["ItemError"]
 
 
 @dataclass(frozen=True)

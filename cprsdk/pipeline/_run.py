@@ -19,8 +19,9 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
-from cprsdk.pipeline._callers import Caller, ItemFailure, SetupFailure, Stopped, make_caller
-from cprsdk.pipeline._errors import ItemError, PipelineError
+from cprsdk.errors import ItemFailure, PipelineError, SetupFailure, Stopped
+from cprsdk.pipeline._callers import Caller, make_caller
+from cprsdk.pipeline._errors import ItemError
 from cprsdk.pipeline._stage import Segment, Stage
 
 __all__ = ["Outcome", "Run"]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cprsdk.runtime.predictor import load_predictor
-from cprsdk.pipeline._errors import PipelineError
+from cprsdk.errors import PipelineError
 
 __all__ = ["PredictorFactory", "Segment", "Stage", "make_stage", "segments_of"]
 

@@ -19,7 +19,8 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Se
 from collections.abc import Set as AbstractSet
 from typing import Any, TypeVar, overload
 
-from cprsdk.pipeline._errors import ItemError, PipelineError
+from cprsdk.errors import PipelineError
+from cprsdk.pipeline._errors import ItemError
 from cprsdk.pipeline._run import Run
 from cprsdk.pipeline._stage import PredictorFactory, Segment, Stage, make_stage, segments_of
 
