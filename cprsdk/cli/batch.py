@@ -1,0 +1,141 @@
+"""``cprsdk batch``: predict over datasets, and follow the jobs (status, list, stop, results)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cprsdk.cli._common import Subparsers, add_format_flag, add_local_files_flags, add_registry_flags, err, need
+from cprsdk.config import load_settings
+from cprsdk.errors import ConfigError
+
+if TYPE_CHECKING:
+    from cprsdk.batch.jobs import JobSpec
+
+__all__ = ["add_parsers"]
+
+
+# replaced by the library's version resolution
+def _batch_sources(args: argparse.Namespace, work: Path) -> tuple[str, str, tuple[str, ...], dict[str, Any]]:
+    """(prediction class, local model dir, package folders, description) from the registry or local files."""
+    from cprsdk.packaging.install import cached_site
+    from cprsdk.packaging.requirements import ensure_requirements
+
+    if args.model:
+        from cprsdk.batch.jobs import sources_from_registry
+        from cprsdk.registry.registry import Registry
+
+        settings = load_settings(".", {"registry": args.registry})
+        return sources_from_registry(Registry(settings.registry), args.model, args.version_name)
+    from cprsdk.runtime.local import prepare_packages
+
+    settings = load_settings(".", {"model_dir": args.model_dir, "packages": args.package,
+                                   "prediction_class": args.prediction_class})
+    if not settings.prediction_class or not settings.model_dir.is_dir():
+        raise ConfigError("Name a deployed model (--model M) or local files (--model-dir, --package, "
+                          "--prediction-class).")
+    sdists, wheels = prepare_packages(settings, work)
+    site, _ = cached_site(sdists, wheels=wheels)
+    return (settings.prediction_class, str(settings.model_dir), tuple(str(p) for p in ensure_requirements(site)),
+            {"model_dir": str(settings.model_dir)})
+
+
+def _progress(done: int, total: int) -> None:
+    if sys.stderr.isatty():
+        width = 30
+        filled = width * done // max(total, 1)
+        end = "\n" if done == total else ""
+        print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} shards", end=end, file=sys.stderr, flush=True)
+
+
+def _absolute(uri: str) -> str:
+    import os
+
+    return uri if "://" in uri else os.path.abspath(uri)
+
+
+def _job_spec(args: argparse.Namespace, prediction_class: str, model_dir: str, sites: tuple[str, ...],
+              source: dict[str, Any]) -> JobSpec:
+    from cprsdk.batch.jobs import JobSpec
+
+    return JobSpec(
+        inputs=tuple(args.input), output=_absolute(args.output).rstrip("/"), prediction_class=prediction_class,
+        model_dir=model_dir, sites=sites, data_format=args.data_format, batch_size=args.batch_size,
+        workers=args.workers, shard_size=args.shard_size, max_error_rate=args.max_error_rate,
+        key_field=args.key_field, engine=args.engine, scheduler=args.scheduler, source=source)
+
+
+def _cmd_batch_predict(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from cprsdk.batch import jobs
+
+    if not args.input or not args.output:
+        raise ConfigError("batch predict needs --input URI... and --output URI.")
+    if not 0 <= args.max_error_rate <= 1:
+        raise ConfigError(f"--max-error-rate is a fraction from 0 to 1 (0.01 = 1%), got {args.max_error_rate}.")
+    with tempfile.TemporaryDirectory(prefix="cprsdk-batch-") as tmp:
+        spec = _job_spec(args, *_batch_sources(args, Path(tmp)))
+        jobs.remember(spec)
+        err(f"job {jobs.job_id(spec.output)}: writing to {spec.output}")
+        summary = jobs.run_job(spec, progress=_progress)
+    print(json.dumps(summary.to_json(), indent=2))
+    if summary.message:
+        err(("ERROR: " if summary.state == "FAILED" else "note: ") + summary.message)
+    return 0 if summary.state == "SUCCEEDED" else 1
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from cprsdk.batch import jobs
+
+    if args.action == "list":
+        from cprsdk.cli._output import print_records
+
+        print_records(jobs.list_jobs(), (("job", "job"), ("state", "state"), ("succeeded", "succeeded"),
+                                         ("failed", "failed"), ("output", "output")), fmt=args.format)
+        return 0
+    if args.action in ("status", "stop", "results"):
+        job = need(args.job, "JOB")
+        if args.action == "status":
+            print(json.dumps(jobs.job_status(job), indent=2))
+        elif args.action == "stop":
+            jobs.stop_job(job)
+            err(f"Asked {job} to stop after the shards in flight; rerun its command to resume.")
+        else:
+            sys.stdout.buffer.write(jobs.results_csv(job))
+        return 0
+    return _cmd_batch_predict(args)
+
+
+def add_parsers(sub: Subparsers) -> None:
+    """``batch``."""
+    p = sub.add_parser(
+        "batch", help="batch prediction over datasets",
+        description="`batch predict` scores every record of the inputs (JSON lines, CSV with a header, or "
+        "whole files) and writes sharded predictions, errors, CSV views and a summary to --output; every "
+        "record ends as a prediction or an error line. Running the same command again with the same "
+        "--output resumes the job. `batch status|stop|results JOB` and `batch list` follow jobs.",
+    )
+    p.add_argument("action", choices=("predict", "status", "list", "stop", "results"))
+    p.add_argument("job", nargs="?", help="the job id, for status, stop and results")
+    p.add_argument("--input", action="append", metavar="URI", help="input files, folders or globs (repeat)")
+    p.add_argument("--output", metavar="URI", help="where the job writes (it is also the job's identity)")
+    p.add_argument("--data-format", choices=("jsonl", "csv", "files"), default="jsonl", help="(default: jsonl)")
+    p.add_argument("--model", help="a deployed model (its default version unless --version)")
+    p.add_argument("--version", dest="version_name", help="the deployed version")
+    add_registry_flags(p, role="the registry of --model", output=False)
+    add_local_files_flags(p, model_dir="local files instead of --model: the model directory",
+                          package="local files: packages", prediction_class="local files: the class")
+    p.add_argument("--batch-size", type=int, default=64, metavar="N", help="instances per predict call (default: 64)")
+    p.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes (default: 1)")
+    p.add_argument("--shard-size", type=int, default=1000, metavar="N", help="records per output shard (default: 1000)")
+    p.add_argument("--max-error-rate", type=float, default=1.0, metavar="F",
+                   help="fail the job when more than this fraction of records fails (0.01 = 1%%; default: 1)")
+    p.add_argument("--key-field", metavar="NAME", help="write this field of each record instead of the instance")
+    p.add_argument("--engine", choices=("local", "dask"), default="local", help="(default: local)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="with --engine dask: the scheduler (default: a local cluster)")
+    add_format_flag(p)
+    p.set_defaults(func=_cmd_batch)
