@@ -7,14 +7,14 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cprsdk.cli._common import Subparsers, add_formatter_flags, add_local_files_flags, add_quota_flags, \
+from cprsdk.cli._common import Command, Subparsers, add_formatter_flags, add_local_files_flags, add_quota_flags, \
     add_registry_flags, err, formatter_fields, labels, need, settings_flags
 from cprsdk.config import Settings, load_settings
 from cprsdk.errors import ConfigError
 
 if TYPE_CHECKING:
     from cprsdk.registry.deploy import DeployRequest, DeployResult
-    from cprsdk.registry.registry import Registry
+    from cprsdk.registry.registry import ModelRecord, Registry
 
 __all__ = ["add_parsers"]
 
@@ -120,55 +120,96 @@ _MODEL_COLUMNS = (("name", "name"), ("default version", "defaultVersion"), ("cre
                   ("description", "description"))
 
 
-def _cmd_models(args: argparse.Namespace) -> int:
+def _print_models(args: argparse.Namespace, records: list[ModelRecord]) -> None:
     from cprsdk.cli._output import print_records
 
-    registry = _registry(args)
-    if args.action == "list":
-        print_records([m.to_json() for m in registry.list_models()], _MODEL_COLUMNS, fmt=args.format)
-    elif args.action == "create":
-        print_records([registry.create_model(need(args.name, "NAME"), description=args.description or "").to_json()],
-                      _MODEL_COLUMNS, fmt=args.format)
-    else:
-        registry.delete_model(need(args.name, "NAME"))
-        err(f"Deleted model {args.name}.")
+    print_records([r.to_json() for r in records], _MODEL_COLUMNS, fmt=args.format)
+
+
+def _cmd_models_list(args: argparse.Namespace) -> int:
+    _print_models(args, _registry(args).list_models())
     return 0
 
 
-def _cmd_versions(args: argparse.Namespace) -> int:
+def _cmd_models_create(args: argparse.Namespace) -> int:
+    _print_models(args, [_registry(args).create_model(need(args.name, "NAME"), description=args.description or "")])
+    return 0
+
+
+def _cmd_models_delete(args: argparse.Namespace) -> int:
+    _registry(args).delete_model(need(args.name, "NAME"))
+    err(f"Deleted model {args.name}.")
+    return 0
+
+
+def _cmd_versions_list(args: argparse.Namespace) -> int:
     from cprsdk.cli._output import print_records
 
-    registry = _registry(args)
-    if args.action == "list":
-        print_records(registry.list_versions(args.model), _VERSION_COLUMNS, fmt=args.format)
-    elif args.action == "describe":
-        print(json.dumps(registry.get_version(args.model, need(args.version_name, "VERSION")), indent=2))
-    elif args.action == "set-default":
-        record = registry.set_default(args.model, need(args.version_name, "VERSION"))
-        print_records([record.to_json()], _MODEL_COLUMNS, fmt=args.format)
-    else:
-        registry.delete_version(args.model, need(args.version_name, "VERSION"))
-        err(f"Deleted version {args.version_name} of model {args.model}.")
+    print_records(_registry(args).list_versions(args.model), _VERSION_COLUMNS, fmt=args.format)
     return 0
+
+
+def _cmd_versions_describe(args: argparse.Namespace) -> int:
+    print(json.dumps(_registry(args).get_version(args.model, need(args.version_name, "VERSION")), indent=2))
+    return 0
+
+
+def _cmd_versions_set_default(args: argparse.Namespace) -> int:
+    _print_models(args, [_registry(args).set_default(args.model, need(args.version_name, "VERSION"))])
+    return 0
+
+
+def _cmd_versions_delete(args: argparse.Namespace) -> int:
+    _registry(args).delete_version(args.model, need(args.version_name, "VERSION"))
+    err(f"Deleted version {args.version_name} of model {args.model}.")
+    return 0
+
+
+def _add_action(actions: Subparsers, name: str, func: Command, summary: str, description: str, *,
+                formats: bool = True) -> argparse.ArgumentParser:
+    """One action of models or versions: its registry flags, and --format where it prints records."""
+    p = actions.add_parser(name, help=summary, description=description)
+    add_registry_flags(p, output=formats)
+    if not formats:  # taken, as before the actions had parsers of their own, but there is nothing to format
+        p.add_argument("--format", choices=("table", "json"), default="table", help=argparse.SUPPRESS)
+    p.set_defaults(func=func)
+    return p
 
 
 def _add_models_parser(sub: Subparsers) -> None:
     p = sub.add_parser("models", help="list, create or delete models", description="Models in the registry.")
-    p.add_argument("action", choices=("list", "create", "delete"))
-    p.add_argument("name", nargs="?", help="model name, for create and delete")
-    p.add_argument("--description", help="with create: free text")
-    add_registry_flags(p)
-    p.set_defaults(func=_cmd_models)
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    _add_action(actions, "list", _cmd_models_list, "list the models",
+                "List the models in the registry, with their default versions.")
+    a = _add_action(actions, "create", _cmd_models_create, "create a model",
+                    "Create an empty model in the registry (deploy creates one too).")
+    a.add_argument("name", nargs="?", metavar="NAME", help="model name (letters, digits, underscores)")
+    a.add_argument("--description", help="free text")
+    a = _add_action(actions, "delete", _cmd_models_delete, "delete a model that has no versions",
+                    "Delete a model from the registry; delete its versions first.", formats=False)
+    a.add_argument("name", nargs="?", metavar="NAME", help="the model")
+
+
+def _add_version_action(actions: Subparsers, name: str, func: Command, summary: str, description: str, *,
+                        formats: bool = True) -> None:
+    p = _add_action(actions, name, func, summary, description, formats=formats)
+    p.add_argument("version_name", nargs="?", metavar="VERSION", help="the version")
+    p.add_argument("--model", required=True, help="the model")
 
 
 def _add_versions_parser(sub: Subparsers) -> None:
     p = sub.add_parser("versions", help="list, describe, delete versions or set the default",
                        description="Versions of a model in the registry.")
-    p.add_argument("action", choices=("list", "describe", "delete", "set-default"))
-    p.add_argument("version_name", nargs="?", metavar="VERSION", help="the version, except for list")
-    p.add_argument("--model", required=True, help="the model")
-    add_registry_flags(p)
-    p.set_defaults(func=_cmd_versions)
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    a = _add_action(actions, "list", _cmd_versions_list, "list a model's versions",
+                    "List the versions of a model, oldest first.")
+    a.add_argument("--model", required=True, help="the model")
+    _add_version_action(actions, "describe", _cmd_versions_describe, "print a version's manifest",
+                        "Print the manifest of a version (immutable) as JSON.", formats=False)
+    _add_version_action(actions, "delete", _cmd_versions_delete, "delete a version",
+                        "Delete a version; the default one only when it is the model's last version.", formats=False)
+    _add_version_action(actions, "set-default", _cmd_versions_set_default, "make a version the model's default",
+                        "Make VERSION the default of the model, the one a request without a version gets.")
 
 
 def add_parsers(sub: Subparsers) -> None:
