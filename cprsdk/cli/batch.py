@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cprsdk.cli._common import Subparsers, add_format_flag, add_local_files_flags, add_registry_flags, err, need
+from cprsdk.cli._common import Command, Subparsers, add_format_flag, add_local_files_flags, add_registry_flags, err, \
+    need
 from cprsdk.config import load_settings
 from cprsdk.errors import ConfigError
 
@@ -88,39 +89,50 @@ def _cmd_batch_predict(args: argparse.Namespace) -> int:
     return 0 if summary.state == "SUCCEEDED" else 1
 
 
-def _cmd_batch(args: argparse.Namespace) -> int:
+_JOB_COLUMNS = (("job", "job"), ("state", "state"), ("succeeded", "succeeded"), ("failed", "failed"),
+                ("output", "output"))
+
+
+def _cmd_batch_list(args: argparse.Namespace) -> int:
+    from cprsdk.batch import jobs
+    from cprsdk.cli._output import print_records
+
+    print_records(jobs.list_jobs(), _JOB_COLUMNS, fmt=args.format)
+    return 0
+
+
+def _cmd_batch_status(args: argparse.Namespace) -> int:
     from cprsdk.batch import jobs
 
-    if args.action == "list":
-        from cprsdk.cli._output import print_records
-
-        print_records(jobs.list_jobs(), (("job", "job"), ("state", "state"), ("succeeded", "succeeded"),
-                                         ("failed", "failed"), ("output", "output")), fmt=args.format)
-        return 0
-    if args.action in ("status", "stop", "results"):
-        job = need(args.job, "JOB")
-        if args.action == "status":
-            print(json.dumps(jobs.job_status(job), indent=2))
-        elif args.action == "stop":
-            jobs.stop_job(job)
-            err(f"Asked {job} to stop after the shards in flight; rerun its command to resume.")
-        else:
-            sys.stdout.buffer.write(jobs.results_csv(job))
-        return 0
-    return _cmd_batch_predict(args)
+    print(json.dumps(jobs.job_status(need(args.job, "JOB")), indent=2))
+    return 0
 
 
-def add_parsers(sub: Subparsers) -> None:
-    """``batch``."""
-    p = sub.add_parser(
-        "batch", help="batch prediction over datasets",
-        description="`batch predict` scores every record of the inputs (JSON lines, CSV with a header, or "
-        "whole files) and writes sharded predictions, errors, CSV views and a summary to --output; every "
-        "record ends as a prediction or an error line. Running the same command again with the same "
-        "--output resumes the job. `batch status|stop|results JOB` and `batch list` follow jobs.",
+def _cmd_batch_stop(args: argparse.Namespace) -> int:
+    from cprsdk.batch import jobs
+
+    job = need(args.job, "JOB")
+    jobs.stop_job(job)
+    err(f"Asked {job} to stop after the shards in flight; rerun its command to resume.")
+    return 0
+
+
+def _cmd_batch_results(args: argparse.Namespace) -> int:
+    from cprsdk.batch import jobs
+
+    sys.stdout.buffer.write(jobs.results_csv(need(args.job, "JOB")))
+    return 0
+
+
+def _add_predict_parser(actions: Subparsers) -> None:
+    p = actions.add_parser(
+        "predict", help="score every record of the inputs",
+        description="Score every record of the inputs (JSON lines, CSV with a header, or whole files) with a "
+        "deployed model (--model) or local files (--model-dir, --package, --prediction-class), and write sharded "
+        "predictions, errors, CSV views and a summary to --output; every record ends as a prediction or an error "
+        "line. Running the same command again with the same --output resumes the job. Prints the summary as JSON; "
+        "exits 1 unless the job SUCCEEDED.",
     )
-    p.add_argument("action", choices=("predict", "status", "list", "stop", "results"))
-    p.add_argument("job", nargs="?", help="the job id, for status, stop and results")
     p.add_argument("--input", action="append", metavar="URI", help="input files, folders or globs (repeat)")
     p.add_argument("--output", metavar="URI", help="where the job writes (it is also the job's identity)")
     p.add_argument("--data-format", choices=("jsonl", "csv", "files"), default="jsonl", help="(default: jsonl)")
@@ -131,11 +143,41 @@ def add_parsers(sub: Subparsers) -> None:
                           package="local files: packages", prediction_class="local files: the class")
     p.add_argument("--batch-size", type=int, default=64, metavar="N", help="instances per predict call (default: 64)")
     p.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes (default: 1)")
-    p.add_argument("--shard-size", type=int, default=1000, metavar="N", help="records per output shard (default: 1000)")
+    p.add_argument("--shard-size", type=int, default=1000, metavar="N",
+                   help="records per output shard (default: 1000)")
     p.add_argument("--max-error-rate", type=float, default=1.0, metavar="F",
                    help="fail the job when more than this fraction of records fails (0.01 = 1%%; default: 1)")
     p.add_argument("--key-field", metavar="NAME", help="write this field of each record instead of the instance")
     p.add_argument("--engine", choices=("local", "dask"), default="local", help="(default: local)")
-    p.add_argument("--scheduler", metavar="ADDRESS", help="with --engine dask: the scheduler (default: a local cluster)")
-    add_format_flag(p)
-    p.set_defaults(func=_cmd_batch)
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="with --engine dask: the scheduler (default: a local cluster)")
+    p.set_defaults(func=_cmd_batch_predict)
+
+
+def _add_job_action(actions: Subparsers, name: str, func: Command, summary: str, description: str) -> None:
+    p = actions.add_parser(name, help=summary, description=description)
+    p.add_argument("job", nargs="?", metavar="JOB", help="the job id (as batch predict and batch list print it)")
+    p.set_defaults(func=func)
+
+
+def add_parsers(sub: Subparsers) -> None:
+    """``batch predict``, ``batch status|stop|results JOB`` and ``batch list``."""
+    p = sub.add_parser(
+        "batch", help="batch prediction over datasets",
+        description="`batch predict` scores every record of the inputs (JSON lines, CSV with a header, or "
+        "whole files) and writes sharded predictions, errors, CSV views and a summary to --output; every "
+        "record ends as a prediction or an error line. Running the same command again with the same "
+        "--output resumes the job. `batch status|stop|results JOB` and `batch list` follow jobs.",
+    )
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    _add_predict_parser(actions)
+    _add_job_action(actions, "status", _cmd_batch_status, "print a job's summary as JSON",
+                    "Print the summary of job JOB as JSON; while it runs, its state and committed shards.")
+    a = actions.add_parser("list", help="list the jobs started on this machine",
+                           description="List the jobs started on this machine, with their states and outputs.")
+    add_format_flag(a)
+    a.set_defaults(func=_cmd_batch_list)
+    _add_job_action(actions, "stop", _cmd_batch_stop, "ask a job to stop after the shards in flight",
+                    "Ask job JOB to stop after the shards in flight; rerun its command to resume it.")
+    _add_job_action(actions, "results", _cmd_batch_results, "print a job's results.csv",
+                    "Print results.csv of job JOB: one row per prediction (input reference, prediction).")
