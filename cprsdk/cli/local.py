@@ -32,6 +32,15 @@ def _predict(args: argparse.Namespace) -> LocalResult:
     return local_predict(settings, body, formatter=name, formatter_args=values)
 
 
+def _print_raw(raw: bytes, result: LocalResult, *, verbose: bool) -> None:
+    """A raw response: its bytes on stdout, its media type (and the predictor's output) on stderr."""
+    if result.log and verbose:
+        err(result.log.rstrip())
+    err(f"Content-Type: {result.content_type}")
+    sys.stdout.buffer.write(raw)
+    sys.stdout.flush()
+
+
 def _cmd_local_predict(args: argparse.Namespace) -> int:
     from cprsdk.errors import error_body
 
@@ -41,11 +50,7 @@ def _cmd_local_predict(args: argparse.Namespace) -> int:
         print(json.dumps(error_body(exc.status_code, str(exc))))
         raise
     if result.raw is not None:
-        if result.log and args.verbose:
-            err(result.log.rstrip())
-        err(f"Content-Type: {result.content_type}")
-        sys.stdout.buffer.write(result.raw)
-        sys.stdout.flush()
+        _print_raw(result.raw, result, verbose=args.verbose)
         return 0
     if result.log and (args.verbose or not result.ok):
         err(result.log.rstrip())

@@ -58,8 +58,19 @@ def _print_deployed(result: DeployResult, state: str) -> None:
         err(f"note: {note}")
 
 
+def _waited_state(args: argparse.Namespace, state: str) -> str:
+    """The state the node at --endpoint reports for the new version, once READY or FAILED."""
+    from cprsdk.registry.deploy import wait_for_version
+
+    node = wait_for_version(args.endpoint, args.model, args.version)
+    state = node.get("state", state)
+    if node.get("errorMessage"):
+        err(f"ERROR: {node['errorMessage']}")
+    return state
+
+
 def _cmd_deploy(args: argparse.Namespace) -> int:
-    from cprsdk.registry.deploy import deploy, wait_for_version
+    from cprsdk.registry.deploy import deploy
 
     flags = settings_flags(args, _DEPLOY_KEYS)
     flags["version"] = None  # --version names the version to create, not the distribution
@@ -70,12 +81,7 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
     quiet = args.format == "json"
     result = deploy(settings, request, registry=_registry(args, settings),
                     step=(lambda s: None) if quiet else (lambda s: err(f"... {s}")))
-    state = result.state
-    if args.wait:
-        node = wait_for_version(args.endpoint, args.model, args.version)
-        state = node.get("state", state)
-        if node.get("errorMessage"):
-            err(f"ERROR: {node['errorMessage']}")
+    state = _waited_state(args, result.state) if args.wait else result.state
     if quiet:
         print(json.dumps({**result.to_json(), "state": state}, indent=2))
     else:
