@@ -59,7 +59,8 @@ def build_node(options: ServeOptions) -> Node:
     if options.local is not None:
         local = options.local
         if not local.prediction_class or not local.packages:
-            raise ConfigError("Single-version mode needs --model-dir, --package and --prediction-class together.")
+            raise ConfigError("Single-version mode needs --model-dir, --package and --prediction-class together.",
+                              hint="Or set prediction_class in [tool.cprsdk].")
         if not local.model_dir.is_dir():
             raise ConfigError(f"Model directory {local.model_dir} does not exist.",
                               hint="Point --model-dir at the folder your from_path loads.")
