@@ -18,16 +18,19 @@ import inspect
 import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from cprsdk.errors import PredictorContractError, PredictorImportError, RequestError
-from cprsdk.runtime.formats import JSON, decode, encode, format_output, load_labels, media_type
+from cprsdk.errors import PredictorContractError, PredictorImportError, RequestError, ResponseError
+from cprsdk.runtime import sagemaker_shim
+from cprsdk.runtime.formats import JSON, decode, format_output, load_labels, media_type
 from cprsdk.runtime.payload import dumps_response, parse_json, split_request, to_jsonable
 from cprsdk.runtime.predictor import _import_module, import_prediction_class, load_predictor, search_path
+from cprsdk.runtime.sagemaker import (RequestText, container_accept, default_input, default_output, default_predict,
+                                      effective_accept, request_body, response_parts, unsupported_format)
 
 __all__ = ["Adapter", "load_adapter", "resolve_style"]
 
@@ -131,36 +134,87 @@ def _default_predict(data: Any, model: Any) -> Any:
                                  hint="Define predict_fn(data, model) (SageMaker) or predict(data, model) (hooks).")
 
 
+def _step(fn: Any, args: Sequence[Any], context: SageMakerContext, unsupported_status: int) -> Any:
+    try:
+        return _call(fn, args, context)
+    except Exception as exc:
+        mapped = unsupported_format(exc, unsupported_status)
+        if mapped is None:
+            raise
+        raise mapped from exc
+
+
+def _with_body(run: Callable[[Any], Any], body: Any, as_sent: Any) -> Any:
+    """``run(body)``; on a JSON route, if the handler refuses the instances list, once more with the
+    request object as sent (the contract cprsdk had before it followed SageMaker); the first error stands."""
+    try:
+        return run(body)
+    except Exception as first:
+        if as_sent is None:
+            raise
+        try:
+            return run(as_sent)
+        except Exception:
+            raise first from None
+
+
 @dataclass
 class SageMakerAdapter(Adapter):
+    """A SageMaker handler module, with the serving containers' behaviour (see ``sagemaker.py``)."""
+
     module: ModuleType
     model: Any
     model_dir: str
+    accept_default: str = JSON
     style = "sagemaker"
 
     def handle_raw(self, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
-        accept = accept if media_type(accept) not in ("", "*/*") else JSON
+        content_type = content_type or JSON
+        return self._run(request_body(body, content_type), content_type,
+                         effective_accept(accept, self.accept_default))
+
+    def handle_json(self, body: dict[str, Any], *, vertex: bool, version: str) -> bytes:
+        """The ``instances`` list reaches the module as its application/json body; its answer is ``predictions``."""
+        instances, _ = split_request(body)
+        raw, kind = self._run(RequestText(json.dumps(instances)), JSON, JSON, as_sent=RequestText(json.dumps(body)))
+        response = _json_answer(raw, kind)
+        if not (isinstance(response, dict) and "predictions" in response):
+            response = {"predictions": response}
+        if vertex:
+            response.setdefault("deployedModelId", version)
+        return json.dumps(to_jsonable(response, "response"), allow_nan=False).encode()
+
+    def _run(self, data: bytes | str, content_type: str, accept: str, *,
+             as_sent: str | None = None) -> tuple[bytes, str]:
         context = SageMakerContext(self.model_dir, content_type, accept)
         transform = getattr(self.module, "transform_fn", None)
         if transform is not None:
-            result = _call(transform, (self.model, body, content_type, accept), context)
+            result = _with_body(lambda d: _call(transform, (self.model, d, content_type, accept), context),
+                                data, as_sent)
+            return response_parts(result, accept)
+        input_fn = getattr(self.module, "input_fn", None)
+        if input_fn is None:
+            parsed = default_input(data, content_type, self.model)
         else:
-            input_fn = getattr(self.module, "input_fn", None)
-            data = _call(input_fn, (body, content_type), context) if input_fn else decode(body, content_type)
-            predict_fn = getattr(self.module, "predict_fn", None)
-            prediction = _call(predict_fn, (data, self.model), context) if predict_fn else _default_predict(
-                data, self.model)
-            output_fn = getattr(self.module, "output_fn", None)
-            result = _call(output_fn, (prediction, accept), context) if output_fn else encode(prediction, accept)
-        return _body_and_type(result, accept)
+            parsed = _with_body(lambda d: _step(input_fn, (d, content_type), context, 415), data, as_sent)
+        predict_fn = getattr(self.module, "predict_fn", None)
+        prediction = (_call(predict_fn, (parsed, self.model), context) if predict_fn
+                      else default_predict(parsed, self.model))
+        output_fn = getattr(self.module, "output_fn", None)
+        if output_fn is None:
+            return default_output(prediction, accept)
+        return response_parts(_step(output_fn, (prediction, accept), context, 406), accept)
 
-    def handle_json(self, body: dict[str, Any], *, vertex: bool, version: str) -> bytes:
-        raw, kind = self.handle_raw(json.dumps(body).encode(), JSON, JSON)
-        parsed = json.loads(raw) if media_type(kind) == JSON else raw.decode("utf-8", "replace")
-        response = parsed if isinstance(parsed, dict) and "predictions" in parsed else {"predictions": parsed}
-        if vertex:
-            response.setdefault("deployedModelId", version)
-        return json.dumps(response).encode()
+
+def _json_answer(raw: bytes, kind: str) -> Any:
+    if media_type(kind) != JSON:
+        return raw.decode("utf-8", "replace")
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise ResponseError(f"The handler answered {kind}, but the body is not JSON: {exc}.",
+                            hint="Return json.dumps(...) for application/json, or name the real content "
+                                 "type.") from None
 
 
 def _body_and_type(result: Any, accept: str) -> tuple[bytes, str]:
@@ -231,6 +285,7 @@ def _default_init(model_dir: str) -> Any:
 
 def _resolve(name: str, paths: Sequence[str]) -> Any:
     """The object a prediction class name names: a class, or a module."""
+    sagemaker_shim.install()  # sagemaker_containers / sagemaker_inference where they are not installed
     with search_path(list(paths), argv0=name):
         module_name, _, attr = name.rpartition(".")
         if module_name:
@@ -311,7 +366,7 @@ def load_adapter(name: str, model_dir: str | os.PathLike[str], *, paths: Sequenc
             if style == "sagemaker":
                 model_fn = getattr(target, "model_fn", None)
                 model = (_call(model_fn, (directory,), SageMakerContext(directory)) if model_fn else None)
-                return SageMakerAdapter(target, model, directory)
+                return SageMakerAdapter(target, model, directory, accept_default=container_accept())
             init = getattr(target, "init", None)
             model = init(directory) if init is not None else _default_init(directory)
             return HookAdapter(target, model, Path(directory), formatter, dict(formatter_args or {}))

@@ -5,7 +5,9 @@ Decoders (a raw body and its content type in, Python data out): ``application/js
 ``application/x-npy``, ``text/plain`` (one string per line) and ``image/*`` (Pillow, the
 ``image`` extra: an RGB or grey array, resized to the declared shape).
 
-Encoders (for SageMaker-style ``output_fn`` defaults): JSON, CSV and NPY by the Accept header.
+Array decoders and encoders (SageMaker's defaults, see ``sagemaker.py``): JSON, CSV and NPY bodies
+to a NumPy array (``decode_array``), and a prediction to JSON, CSV or NPY by the Accept header
+(``encode``).
 
 Formatters (for hook-style modules), set per version: ``raw`` (``format_as`` json | csv | tsv)
 and ``classification`` (``num_preds`` 1, ``probability`` true, ``label`` false, ``index`` false;
@@ -22,22 +24,33 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from cprsdk.errors import ConfigError, RequestError
+from cprsdk.errors import ConfigError, RequestError, ResponseError
 from cprsdk.runtime.payload import parse_json, to_jsonable
 
-__all__ = ["decode", "encode", "format_output", "load_labels", "media_type", "validate_formatter"]
+__all__ = ["ARRAY_TYPES", "decode", "decode_array", "encode", "format_output", "load_labels", "media_type",
+           "validate_formatter"]
 
 JSON, CSV, NPY, TEXT = "application/json", "text/csv", "application/x-npy", "text/plain"
+ARRAY_TYPES = (JSON, CSV, NPY)  # what decode_array reads and encode writes
 
 
 def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";")[0].strip().lower()
 
 
-def _decode_csv(body: bytes) -> Any:
+def _text(body: bytes | str) -> str:
+    if isinstance(body, str):
+        return body
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RequestError(f"The body is not UTF-8 text: {exc}.") from None
+
+
+def _decode_csv(body: bytes | str) -> Any:
     import numpy as np
 
-    rows = [r for r in csv.reader(io.StringIO(body.decode("utf-8"))) if r]
+    rows = [r for r in csv.reader(io.StringIO(_text(body))) if r]
     if rows and not _numeric(rows[0]):
         rows = rows[1:]
     try:
@@ -54,9 +67,11 @@ def _numeric(row: list[str]) -> bool:
     return True
 
 
-def _decode_npy(body: bytes) -> Any:
+def _decode_npy(body: bytes | str) -> Any:
     import numpy as np
 
+    if isinstance(body, str):
+        raise RequestError("A .npy body must be bytes, not text.", status_code=415)
     try:
         return np.load(io.BytesIO(body), allow_pickle=False)
     except ValueError as exc:
@@ -103,6 +118,41 @@ def decode(body: bytes, content_type: str | None, *, shape: tuple[int, ...] | No
     return _DECODERS[kind](body)
 
 
+def _decode_json_array(body: bytes | str) -> Any:
+    import numpy as np
+
+    value = parse_json(body)
+    if isinstance(value, dict):
+        raise RequestError("The JSON body is an object; the default decoder reads a JSON array (of rows) into a "
+                           "NumPy array, as SageMaker's does.",
+                           hint='Send [[...], ...]; or {"instances": [...]} to :predict; or define input_fn.')
+    try:
+        return np.asarray(value)
+    except ValueError as exc:
+        raise RequestError(f"The JSON body is not a rectangular array: {exc}.",
+                           hint="Send rows of equal length, or define input_fn to read it.") from None
+
+
+_ARRAY_DECODERS: dict[str, Callable[[bytes | str], Any]] = {
+    JSON: _decode_json_array,
+    CSV: _decode_csv,
+    NPY: _decode_npy,
+}
+
+
+def decode_array(body: bytes | str, content_type: str | None) -> Any:
+    """A JSON, CSV or NPY body (bytes, or text for JSON and CSV) as a NumPy array; 415 otherwise.
+
+    JSON is read with the input policy of ``payload.parse_json``; CSV rows must be numbers (a
+    header line that is not is skipped); NPY arrays must hold no Python objects.
+    """
+    kind = media_type(content_type)
+    if kind not in _ARRAY_DECODERS:
+        raise RequestError(f"No decoder for Content-Type {kind or 'none'}.", status_code=415,
+                           hint=f"Send one of {', '.join(ARRAY_TYPES)}, or define input_fn to decode it.")
+    return _ARRAY_DECODERS[kind](body)
+
+
 def encode(value: Any, accept: str | None) -> tuple[bytes, str]:
     """Encode a prediction by the Accept header: JSON (default), CSV or NPY; 406 otherwise."""
     kind = media_type(accept)
@@ -121,11 +171,19 @@ def encode(value: Any, accept: str | None) -> tuple[bytes, str]:
 
 
 def _csv_text(value: Any, delimiter: str) -> bytes:
-    rows = to_jsonable(value, "prediction")
-    rows = rows if isinstance(rows, list) else [rows]
-    rows = [r if isinstance(r, list) else [r] for r in rows]
+    """One line per row (a 1-D array is a column); each value as ``str`` gives it (0.1 for a float32 0.1)."""
+    import numpy as np
+
+    try:
+        array = np.asarray(value)
+    except ValueError as exc:
+        raise ResponseError(f"The prediction cannot be written as CSV rows: {exc}.") from None
+    if array.ndim > 2:
+        raise ResponseError(f"The prediction has {array.ndim} dimensions; CSV holds at most 2.",
+                            hint="Reshape it in output_fn, or Accept application/json.")
+    rows = array.reshape(-1, 1) if array.ndim < 2 else array
     out = io.StringIO()
-    csv.writer(out, delimiter=delimiter, lineterminator="\n").writerows(rows)
+    csv.writer(out, delimiter=delimiter, lineterminator="\n").writerows([[str(v) for v in row] for row in rows])
     return out.getvalue().encode()
 
 
