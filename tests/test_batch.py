@@ -75,6 +75,21 @@ def test_bad_lines_and_an_unreadable_file_are_named_and_nothing_is_lost(
     assert len(lines) == 497 and set(lines[0]) == {"input", "instance", "prediction"}
 
 
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
 def test_a_killed_job_resumes_to_the_same_output(sample: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = tmp_path / "rows.jsonl"
     data.write_text(_lines(2000, bad_every=97))
@@ -88,8 +103,14 @@ def test_a_killed_job_resumes_to_the_same_output(sample: Path, tmp_path: Path, c
     deadline = time.monotonic() + 120
     while not (marks.is_dir() and len(list(marks.iterdir())) >= 3) and time.monotonic() < deadline:
         time.sleep(0.01)
+    workers = _children(proc.pid)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    assert workers, "the job had no worker processes to watch"
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in workers if _alive(pid)], "worker processes outlived the killed job"
     assert 3 <= len(list(marks.iterdir())) < 40
     assert not (tmp_path / "killed" / "summary.json").exists()
     code, resumed = _batch(sample, capsys, *common, "--output", str(tmp_path / "killed"))

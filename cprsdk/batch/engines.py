@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from cprsdk.batch.scoring import score_shard
 from cprsdk.errors import ConfigError
+from cprsdk.runtime.child import exit_with_parent
 
 __all__ = ["Engine"]
 
@@ -28,7 +30,8 @@ class Engine:
         else:
             import multiprocessing
 
-            self._pool = ProcessPoolExecutor(max_workers=spec.workers, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(max_workers=spec.workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=exit_with_parent, initargs=(os.getpid(),))
 
     def submit(self, payload: dict[str, Any], records: list[dict[str, Any]]) -> Any:
         if self._client is not None:

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["child_argv", "enter"]
+__all__ = ["child_argv", "enter", "exit_with_parent"]
 
 _ROOT = str(Path(__file__).resolve().parent.parent.parent)
 _BOOT = (
@@ -46,3 +46,20 @@ def enter(sites: Sequence[str], argv0: str, *, take_stdout: bool = False) -> int
     sys.path[:0] = list(sites)
     sys.argv = [argv0]
     return answers
+
+
+def exit_with_parent(parent: int, *, interval: float = 0.5) -> None:
+    """End this process within ``interval`` seconds of its parent's death, however it died.
+
+    A watcher thread compares ``os.getppid()`` with ``parent``: an orphan is re-parented, so the
+    check works on every POSIX system, for a SIGKILLed parent too (which cannot clean up).
+    """
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="cprsdk-parent-watch", daemon=True).start()
