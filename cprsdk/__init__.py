@@ -7,9 +7,7 @@ will load; ``cprsdk local predict`` runs it exactly as a prediction node does.
 
 from __future__ import annotations
 
-from cprsdk.pipeline import ItemError, Pipeline, PipelineError
 from cprsdk.config import Settings, load_settings
-from cprsdk.registry.deploy import DeployRequest, DeployResult, deploy
 from cprsdk.errors import (
     AlreadyExists,
     BuildError,
@@ -34,12 +32,15 @@ from cprsdk.errors import (
     ResponseError,
     StorageError,
     UnreadablePickle,
+    WaitTimeout,
 )
-from cprsdk.runtime.local import LocalResult, local_predict
 from cprsdk.packaging.packager import PackageResult, package
 from cprsdk.packaging.pickles import GlobalRef, PickleScan, scan_file
-from cprsdk.runtime.predictor import Predictor, import_prediction_class, load_predictor
+from cprsdk.pipeline import ItemError, Pipeline, PipelineError
+from cprsdk.registry.deploy import DeployRequest, DeployResult, deploy
 from cprsdk.registry.registry import Registry
+from cprsdk.runtime.local import LocalResult, local_predict
+from cprsdk.runtime.predictor import Predictor, import_prediction_class, load_predictor
 from cprsdk.storage import Store, open_store
 
 __version__ = "0.1.0"
@@ -81,6 +82,7 @@ __all__ = [
     "StorageError",
     "Store",
     "UnreadablePickle",
+    "WaitTimeout",
     "__version__",
     "deploy",
     "import_prediction_class",

@@ -26,6 +26,7 @@
     ├── Overloaded                a version's queue on the node is full (503)
     ├── NodeUnreachable           no prediction node answered a NodeClient (500)
     ├── NodeError                 a prediction node answered a NodeClient with an error (the node's status)
+    ├── WaitTimeout               a wait for a node or a version ran out of time (504)
     ├── RequestError              a prediction request is malformed (400 or as given)
     ├── PredictionError           raised by a predictor to choose its status (default 400)
     └── ResponseError             a predictor returned something that is not JSON (500)
@@ -86,6 +87,7 @@ __all__ = [
     "StorageError",
     "Stopped",
     "UnreadablePickle",
+    "WaitTimeout",
     "error_body",
     "error_bytes",
     "status_name",
@@ -262,6 +264,12 @@ class NodeError(CprError):
     def __init__(self, message: str, *, status_code: int, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.status_code = status_code
+
+
+class WaitTimeout(CprError):
+    """A wait for a node to start, or for a version to become READY, ran out of time."""
+
+    status_code = 504
 
 
 class RequestError(CprError):

@@ -22,8 +22,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from cprsdk.errors import CprError, NodeUnreachable, WaitTimeout
 from cprsdk.node.client import NodeClient
-from cprsdk.errors import CprError
 
 __all__ = ["RunningNode", "free_port", "node_fixture", "running_node"]
 
@@ -44,7 +44,7 @@ class RunningNode:
 def _wait_ready(client: NodeClient, deadline: float, thread: threading.Thread, *, ready: bool) -> None:
     while time.monotonic() < deadline:
         if not thread.is_alive():
-            raise CprError("The node stopped while starting; see the log above.")
+            raise NodeUnreachable("The node stopped while starting; see the log above.")
         with contextlib.suppress(CprError):
             response = client.request("GET", "/readyz")
             if response.ok or not ready:
@@ -53,7 +53,7 @@ def _wait_ready(client: NodeClient, deadline: float, thread: threading.Thread, *
             if versions and all(state == "FAILED" for state in versions.values()):
                 return  # every version failed: let the test see the errors
         time.sleep(0.05)
-    raise CprError("The node did not become ready in time.")
+    raise WaitTimeout("The node did not become ready in time.", hint="Raise ready_timeout, or see the log above.")
 
 
 @contextlib.contextmanager

@@ -65,7 +65,7 @@ def _number(text: str) -> Any:
 def _instance(record: dict[str, Any], data_format: str, key_field: str | None) -> tuple[Any, Any]:
     """(key or None, instance) of a JSON line or CSV row; raises on a malformed record."""
     if data_format == "csv":
-        values = dict(zip(record["header"], record["row"]))
+        values = dict(zip(record["header"], record["row"], strict=False))  # lengths checked below
         if len(record["row"]) != len(record["header"]):
             raise ValueError(f"the row has {len(record['row'])} fields, the header {len(record['header'])}")
         key = values.pop(key_field) if key_field else None
@@ -133,12 +133,12 @@ def _score_lists(spec: dict[str, Any], records: list[dict[str, Any]]) -> tuple[l
             outcome: list[Any] = list(predictions)
         except Exception:
             outcome = []
-            for ref, _, instance in batch:  # isolate the bad record(s)
+            for _, _, instance in batch:  # isolate the bad record(s)
                 try:
                     outcome.append(_predict_many(adapter, [instance])[0])
                 except Exception as exc:
                     outcome.append(exc)
-        for (ref, key, instance), prediction in zip(batch, outcome):
+        for (ref, key, instance), prediction in zip(batch, outcome, strict=True):
             if isinstance(prediction, BaseException):
                 errors.append(error(ref, prediction))
             else:

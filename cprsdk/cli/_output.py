@@ -26,7 +26,7 @@ def print_table(rows: Sequence[Sequence[Any]], headers: Sequence[str], *, out: T
     cells = [[h.upper() for h in headers]] + [[_cell(v) for v in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     for row in cells:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip(), file=stream)
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(), file=stream)
 
 
 def print_records(records: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]], *, fmt: str,

@@ -7,8 +7,15 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from cprsdk.cli._common import Command, Subparsers, add_format_flag, add_local_files_flags, add_registry_flags, err, \
-    need
+from cprsdk.cli._common import (
+    Command,
+    Subparsers,
+    add_format_flag,
+    add_local_files_flags,
+    add_registry_flags,
+    err,
+    need,
+)
 from cprsdk.config import load_settings
 from cprsdk.errors import ConfigError
 

@@ -7,8 +7,15 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from cprsdk.cli._common import Subparsers, add_formatter_flags, add_input_flags, add_local_files_flags, err, \
-    formatter, read_bytes
+from cprsdk.cli._common import (
+    Subparsers,
+    add_formatter_flags,
+    add_input_flags,
+    add_local_files_flags,
+    err,
+    formatter,
+    read_bytes,
+)
 from cprsdk.config import load_settings
 from cprsdk.errors import CprError
 

@@ -6,10 +6,17 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from cprsdk.cli._common import Subparsers, add_formatter_flags, add_input_flags, add_local_files_flags, \
-    add_registry_flags, err, read_bytes
+from cprsdk.cli._common import (
+    Subparsers,
+    add_formatter_flags,
+    add_input_flags,
+    add_local_files_flags,
+    add_registry_flags,
+    err,
+    read_bytes,
+)
 from cprsdk.config import Settings, load_settings
 from cprsdk.errors import ConfigError
 

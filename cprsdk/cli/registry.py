@@ -7,8 +7,19 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cprsdk.cli._common import Command, Subparsers, add_formatter_flags, add_local_files_flags, add_quota_flags, \
-    add_registry_flags, err, formatter_fields, labels, need, settings_flags
+from cprsdk.cli._common import (
+    Command,
+    Subparsers,
+    add_formatter_flags,
+    add_local_files_flags,
+    add_quota_flags,
+    add_registry_flags,
+    err,
+    formatter_fields,
+    labels,
+    need,
+    settings_flags,
+)
 from cprsdk.config import Settings, load_settings
 from cprsdk.errors import ConfigError
 

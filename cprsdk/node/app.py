@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from cprsdk.errors import CprError, Overloaded, RequestError, error_bytes
-from cprsdk.runtime.payload import parse_json, split_request
+from cprsdk.node.jobs import JobRoutes
 from cprsdk.node.management import Management
 from cprsdk.node.metrics import Metrics
 from cprsdk.node.protocol import MODE_AIP, MODE_RAW, MODE_VERTEX, raw_body, split_raw
 from cprsdk.node.routes import match_route
 from cprsdk.node.versions import VersionManager
+from cprsdk.runtime.payload import parse_json, split_request
 
 __all__ = ["NodeOptions", "create_app"]
 
@@ -69,6 +70,7 @@ class Node:
         self.on_startup = on_startup
         self.stats = Metrics()
         self.management = Management(manager, options.admin_token, options.allowed_prefixes)
+        self.jobs = JobRoutes(self.management)
         self.draining = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -303,19 +305,19 @@ class Node:
 
     async def jobs_create(self, scope: Scope, receive: Receive, project: str) -> _Response:
         registry = self.management.authorize(dict(scope["headers"]))
-        return _ok(await self.management.create_job(registry, project, await self._mgmt_body(scope, receive)))
+        return _ok(await self.jobs.create_job(registry, project, await self._mgmt_body(scope, receive)))
 
     async def jobs_list(self, scope: Scope, receive: Receive, project: str) -> _Response:
         self.management.authorize(dict(scope["headers"]))
-        return _ok({"jobs": [self.management.get_job(j) for j in sorted(self.management.jobs)]})
+        return _ok({"jobs": [self.jobs.get_job(j) for j in sorted(self.jobs.jobs)]})
 
     async def jobs_get(self, scope: Scope, receive: Receive, project: str, job: str) -> _Response:
         self.management.authorize(dict(scope["headers"]))
-        return _ok(self.management.get_job(job))
+        return _ok(self.jobs.get_job(job))
 
     async def jobs_cancel(self, scope: Scope, receive: Receive, project: str, job: str) -> _Response:
         self.management.authorize(dict(scope["headers"]))
-        return _ok(await self.management.cancel_job(job))
+        return _ok(await self.jobs.cancel_job(job))
 
     # ---------------------------------------------------------------- operations
 

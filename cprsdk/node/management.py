@@ -20,12 +20,11 @@ from typing import Any
 
 from cprsdk.config import Settings
 from cprsdk.errors import ConfigError, CprError, RegistryError, RequestError
-from cprsdk.registry.registry import Registry, utc_now, validate_name
 from cprsdk.node.versions import VersionManager
+from cprsdk.registry.registry import Registry, utc_now, validate_name
 
 __all__ = ["Management"]
 
-_JOB_FORMATS = {"JSON": "jsonl", "CSV": "csv", "FILES": "files"}
 _KNOWN_VERSION_FIELDS = {"name", "deploymentUri", "packageUris", "predictionClass", "runtimeVersion",
                          "pythonVersion", "description", "labels"}
 
@@ -53,7 +52,6 @@ class Management:
     token: str | None = None
     allowed_prefixes: tuple[str, ...] = ()
     operations: dict[str, _Operation] = field(default_factory=dict)
-    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
     def authorize(self, headers: dict[bytes, bytes]) -> Registry:
@@ -75,7 +73,7 @@ class Management:
         self.operations[op.name.rsplit("/", 1)[1]] = op
         return op
 
-    def _check_uri(self, field_name: str, uri: str) -> str:
+    def check_uri(self, field_name: str, uri: str) -> str:
         if not isinstance(uri, str) or not uri:
             raise RequestError(f"{field_name} must be a URI string, got {uri!r}.")
         if not any(uri == p.rstrip("/") or uri.startswith(p.rstrip("/") + "/") for p in self.allowed_prefixes):
@@ -106,11 +104,11 @@ class Management:
         from cprsdk.registry.deploy import DeployRequest
 
         name = validate_name("Version", str(body.get("name")))
-        origin = self._check_uri("deploymentUri", body.get("deploymentUri", ""))
+        origin = self.check_uri("deploymentUri", body.get("deploymentUri", ""))
         packages = body.get("packageUris") or []
         if not isinstance(packages, list) or not packages:
             raise RequestError("packageUris must be a non-empty list of sdist URIs.")
-        uris = tuple(self._check_uri("packageUris", u) for u in packages)
+        uris = tuple(self.check_uri("packageUris", u) for u in packages)
         if not body.get("predictionClass"):
             raise RequestError("predictionClass is required, e.g. predictor.MyPredictor.")
         if await asyncio.to_thread(registry.version_exists, model, name):
@@ -152,70 +150,6 @@ class Management:
         await self.manager.sync()
         found = self.manager.get(model, version)
         return found.resource(project, is_default=True)
-
-    # ---------------------------------------------------------------- batch prediction jobs
-
-    async def create_job(self, registry: Registry, project: str, body: dict[str, Any]) -> dict[str, Any]:
-        from cprsdk.batch.jobs import JobSpec
-        from cprsdk.runtime.resolved import resolve_registry_version
-
-        job = validate_name("Job", str(body.get("jobId")))
-        if job in self.jobs:
-            raise RegistryError(f"Job {job!r} exists already on this node.", status_code=409)
-        given = body.get("predictionInput") or {}
-        data_format = _JOB_FORMATS.get(str(given.get("dataFormat", "JSON")).upper())
-        if data_format is None:
-            raise RequestError(f"dataFormat {given.get('dataFormat')!r} is not supported.",
-                               hint=f"Use one of {', '.join(_JOB_FORMATS)}.")
-        inputs = given.get("inputPaths") or []
-        if not isinstance(inputs, list) or not inputs:
-            raise RequestError("predictionInput.inputPaths must be a non-empty list of URIs.")
-        inputs = [self._check_uri("inputPaths", u) for u in inputs]
-        output = self._check_uri("outputPath", given.get("outputPath", ""))
-        name = str(given.get("versionName") or given.get("modelName") or "")
-        parts = name.split("/")
-        if len(parts) not in (4, 6) or parts[2] != "models":
-            raise RequestError(f"predictionInput needs modelName projects/P/models/M or versionName "
-                               f".../versions/V, got {name!r}.")
-        version = await asyncio.to_thread(resolve_registry_version, registry, parts[3],
-                                          parts[5] if len(parts) == 6 else None, cache=self.manager.cache)
-        spec = JobSpec(inputs=tuple(inputs), output=output.rstrip("/"), version=version, data_format=data_format,
-                       batch_size=int(given.get("batchSize", 64)), workers=max(1, int(given.get("maxWorkerCount", 1))),
-                       source={"model": version.model, "version": version.name, "registry": registry.uri})
-        record = {"jobId": job, "state": "QUEUED", "predictionInput": given, "createTime": utc_now()}
-        self.jobs[job] = record
-        asyncio.create_task(self._run_job(record, spec))
-        return dict(record)
-
-    async def _run_job(self, record: dict[str, Any], spec: Any) -> None:
-        from cprsdk.batch.jobs import run_job
-
-        record["state"] = "RUNNING"
-        try:
-            summary = await asyncio.to_thread(run_job, spec)
-        except (CprError, OSError) as exc:
-            record.update(state="FAILED", errorMessage=str(exc), endTime=utc_now())
-            return
-        state = {"STOPPED": "CANCELLED"}.get(summary.state, summary.state)
-        record.update(state=state, endTime=utc_now(), predictionOutput={
-            "outputPath": spec.output, "predictionCount": summary.succeeded, "errorCount": summary.failed})
-        if summary.message:
-            record["errorMessage"] = summary.message
-
-    def get_job(self, job: str) -> dict[str, Any]:
-        if job not in self.jobs:
-            raise RequestError(f"Job {job!r} is not known to this node.", status_code=404)
-        return dict(self.jobs[job])
-
-    async def cancel_job(self, job: str) -> dict[str, Any]:
-        from cprsdk.storage import open_store
-
-        record = self.get_job(job)
-        if record["state"] in ("QUEUED", "RUNNING"):
-            output = record["predictionInput"]["outputPath"].rstrip("/")
-            await asyncio.to_thread(open_store(output).write, "_STOP", b"stop\n")
-            self.jobs[job]["state"] = "CANCELLING"
-        return self.get_job(job)
 
     def operation(self, project: str, op_id: str) -> dict[str, Any]:
         if op_id not in self.operations:

@@ -45,7 +45,7 @@ class Metrics:
         lines += ["# HELP cprsdk_request_seconds Request latency.", "# TYPE cprsdk_request_seconds histogram"]
         for route, buckets in sorted(self.buckets.items()):
             running = 0
-            for bound, count in zip(_BUCKETS, buckets):
+            for bound, count in zip(_BUCKETS, buckets, strict=True):
                 running += count
                 lines.append(f"cprsdk_request_seconds_bucket{_labels(route=route, le=f'{bound:g}')} {running}")
             lines.append(f"cprsdk_request_seconds_bucket{_labels(route=route, le='+Inf')} {self.counts[route]}")

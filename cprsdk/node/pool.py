@@ -14,15 +14,13 @@ import itertools
 import json
 import logging
 import signal
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from cprsdk.errors import CprError, LoadFailed, Overloaded, error_bytes
-from cprsdk.runtime.child import child_argv
 from cprsdk.node.protocol import LENGTH, RESPONSE_HEAD, request_frame
+from cprsdk.runtime.child import child_argv
 
 __all__ = ["WorkerPool", "WorkerSpec"]
 

@@ -16,10 +16,10 @@ from typing import Any
 
 from cprsdk.config import Settings
 from cprsdk.errors import ConfigError
-from cprsdk.registry.manifest import Manifest
-from cprsdk.registry.registry import Registry
 from cprsdk.node.app import Node, NodeOptions, create_app
 from cprsdk.node.versions import VersionManager
+from cprsdk.registry.manifest import Manifest
+from cprsdk.registry.registry import Registry
 from cprsdk.runtime.resolved import ResolvedVersion, resolve_local
 
 __all__ = ["ServeOptions", "build_node", "run"]

@@ -15,8 +15,8 @@ import traceback
 from typing import Any, BinaryIO
 
 from cprsdk.errors import CprError, PredictionError, RequestError, error_bytes
-from cprsdk.runtime.child import enter
 from cprsdk.node.protocol import LENGTH, MODE_RAW, MODE_VERTEX, REQUEST_HEAD, raw_body, response_frame, split_raw
+from cprsdk.runtime.child import enter
 
 __all__ = ["serve_frames"]
 

@@ -149,15 +149,15 @@ def normalize_sdist(path: Path) -> None:
             members.append((info, data))
     members.sort(key=lambda item: item[0].name)
     buffer = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0, compresslevel=9) as gz:
-        with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as out:
-            for info, data in members:
-                info.mtime = SDIST_MTIME
-                info.uid = info.gid = 0
-                info.uname = info.gname = ""
-                info.mode = _normal_mode(info)
-                info.pax_headers = {}
-                out.addfile(info, io.BytesIO(data) if data is not None else None)
+    with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0, compresslevel=9) as gz, \
+            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as out:
+        for info, data in members:
+            info.mtime = SDIST_MTIME
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            info.mode = _normal_mode(info)
+            info.pax_headers = {}
+            out.addfile(info, io.BytesIO(data) if data is not None else None)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(buffer.getvalue())
     os.replace(tmp, path)

@@ -39,11 +39,7 @@ def copy_project(src: Path, dest: Path, skip: set[Path]) -> None:
         out = set()
         for name in names:
             full = Path(folder, name)
-            if full.resolve() in skip or name in _NEVER_COPY or name.endswith(".egg-info"):
-                out.add(name)
-            elif name.startswith(".") and full.is_dir():
-                out.add(name)
-            elif name.endswith((".pyc", ".pyo")):
+            if full.resolve() in skip or name in _NEVER_COPY or name.endswith(".egg-info") or name.startswith(".") and full.is_dir() or name.endswith((".pyc", ".pyo")):
                 out.add(name)
         return out
 

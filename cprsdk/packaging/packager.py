@@ -14,9 +14,7 @@ Order of work (nothing is written to the output folder unless every check passes
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -25,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cprsdk.config import Settings, load_toml
+from cprsdk.config import Settings
 from cprsdk.errors import BuildError, ConfigError, PackageError, PickleCheckError, PredictorLoadError, UnreadablePickle
 from cprsdk.packaging.build import build_distribution, build_sdist_and_wheel, normalize_sdist
 from cprsdk.packaging.install import PackageFile, install_package, install_wheel, sha256_file
@@ -127,18 +125,44 @@ def _static_pickle_checks(settings: Settings, model_dir: Path) -> tuple[list[dic
     return scans, refs
 
 
+def _install_for_check(sdists: list[Path], wheels: list[Path] | None, site: Path) -> None:
+    if wheels:  # built beside the sdist from the sdist itself: install them as a node would
+        for wheel in wheels:
+            install_wheel(wheel, site)
+        return
+    for sdist in sdists:
+        install_package(PackageFile(sdist, sha256_file(sdist)), site)
+
+
+def _reference_problems(pickles: list[dict[str, Any]], answers: list[dict[str, Any]]) -> tuple[list[str], int]:
+    """What the pickles need that does not resolve, and how many references the package satisfied."""
+    by_ref = {f"{r['module']}.{r['name']}": r for r in answers}
+    problems, in_package = [], 0
+    for scan in pickles:
+        for ref_text in scan["references"]:
+            found = by_ref.get(ref_text)
+            if found is None:
+                continue
+            if found["status"] == "ok":
+                in_package += found["origin"] == "package"
+            elif found["status"] == "missing-module":
+                problems.append(
+                    f"{scan['path']} needs {ref_text}, but module {found['module']!r} is neither in the "
+                    f"package nor installed in the runtime ({found['detail']}). Add {found['module']} "
+                    f"to the package (a bare folder: put its .py file beside your predictor; a project: "
+                    f"list it in py-modules or packages), or install its distribution."
+                )
+            else:
+                problems.append(f"{scan['path']} needs {ref_text}, which cannot be loaded: {found['detail']}.")
+    return problems, in_package
+
+
 def _clean_import_check(
     settings: Settings, sdists: list[Path], refs: set[GlobalRef], pickles: list[dict[str, Any]], work: Path,
     wheels: list[Path] | None = None,
 ) -> tuple[Check, Check, Check]:
-    if wheels:  # built beside the sdist from the sdist itself: install them as a node would
-        site = work / "site"
-        for wheel in wheels:
-            install_wheel(wheel, site)
-    else:
-        site = work / "site"
-        for sdist in sdists:
-            install_package(PackageFile(sdist, sha256_file(sdist)), site)
+    site = work / "site"
+    _install_for_check(sdists, wheels, site)
     shown = ", ".join(s.name for s in sdists)
     answer = run_job(
         {"kind": "check", "sites": [str(site)], "prediction_class": settings.prediction_class,
@@ -153,26 +177,8 @@ def _clean_import_check(
     if cls["status"] != "ok":
         message = cls["message"].replace(str(site), f"the built package {shown}")
         problems.append(f"{message} {cls.get('hint') or ''}".rstrip())
-    by_ref = {(r["module"], r["name"]): r for r in answer["references"]}
-    in_package = 0
-    for scan in pickles:
-        for ref_text in scan["references"]:
-            module, _, name = ref_text.rpartition(".")
-            found = next((r for (m, n), r in by_ref.items() if f"{m}.{n}" == ref_text), None)
-            if found is None:
-                continue
-            if found["status"] == "ok":
-                in_package += found["origin"] == "package"
-                continue
-            if found["status"] == "missing-module":
-                problems.append(
-                    f"{scan['path']} needs {ref_text}, but module {found['module']!r} is neither in the "
-                    f"package nor installed in the runtime ({found['detail']}). Add {found['module']} "
-                    f"to the package (a bare folder: put its .py file beside your predictor; a project: "
-                    f"list it in py-modules or packages), or install its distribution."
-                )
-            else:
-                problems.append(f"{scan['path']} needs {ref_text}, which cannot be loaded: {found['detail']}.")
+    reference_problems, in_package = _reference_problems(pickles, answer["references"])
+    problems += reference_problems
     if problems:
         raise PickleCheckError("\n".join(problems)) if cls["status"] == "ok" else PredictorLoadError(
             "\n".join(problems))

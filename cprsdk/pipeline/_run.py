@@ -290,7 +290,7 @@ class Run:
             if splittable and head.split_on_error and len(items) > 1:
                 return [result for item in items for result in self._call_batch(head, caller, [item])]
             return [(item, None, _error(item.key, head.name, exc)) for item in items]
-        return [(item, output, None) for item, output in zip(items, outputs)]
+        return [(item, output, None) for item, output in zip(items, outputs, strict=True)]
 
     @staticmethod
     def _run_tail(tail: Sequence[Stage], item: _Item, value: Any) -> tuple[Any, ItemError | None]:

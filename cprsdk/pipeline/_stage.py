@@ -8,8 +8,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cprsdk.runtime.predictor import load_predictor
 from cprsdk.errors import PipelineError
+from cprsdk.runtime.predictor import load_predictor
 
 __all__ = ["PredictorFactory", "Segment", "Stage", "make_stage", "segments_of"]
 

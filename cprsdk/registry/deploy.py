@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from cprsdk.config import Settings
-from cprsdk.errors import ConfigError, CprError
+from cprsdk.errors import ConfigError, NodeError, NodeUnreachable, WaitTimeout
 from cprsdk.packaging.install import sha256_file
 from cprsdk.packaging.limits import MB, dir_stats, format_mb
 from cprsdk.packaging.packager import check_code, check_model, package
@@ -240,10 +240,11 @@ def wait_for_version(endpoint: str, model: str, version: str, *, timeout: float 
                 state: dict[str, Any] = json.loads(response.read())
         except urllib.error.HTTPError as exc:
             if exc.code != 404:
-                raise CprError(f"The node at {endpoint} answered {exc.code} for {model}/{version}.") from None
+                raise NodeError(f"The node at {endpoint} answered {exc.code} for {model}/{version}.",
+                                status_code=exc.code) from None
             state = {"state": "CREATING"}
         except (urllib.error.URLError, OSError) as exc:
-            raise CprError(
+            raise NodeUnreachable(
                 f"--wait: no prediction node answered at {endpoint} ({getattr(exc, 'reason', exc)}).",
                 hint="The version is published in the registry; start a node that watches it (`cprsdk serve`) "
                      "or drop --wait.",
@@ -251,5 +252,6 @@ def wait_for_version(endpoint: str, model: str, version: str, *, timeout: float 
         if state.get("state") in ("READY", "FAILED"):
             return state
         if time.monotonic() > deadline:
-            raise CprError(f"--wait: {model}/{version} was not READY after {timeout:g} s.")
+            raise WaitTimeout(f"--wait: {model}/{version} was not READY after {timeout:g} s.",
+                              hint="The version is published; follow it with `cprsdk versions describe`.")
         sleep(1.0)

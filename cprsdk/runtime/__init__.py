@@ -3,6 +3,8 @@ the child process a predictor runs in, and one resolution of a version into what
 
     predictor.py  the AI Platform Predictor contract and loading a class by name
     adapters.py   one adapter per predictor form (CPR, Vertex class, SageMaker module, hooks)
+    sagemaker.py  what SageMaker's containers do around a handler module (bodies, defaults, responses)
+    sagemaker_shim.py  sagemaker_containers / sagemaker_inference stand-ins, when the real ones are absent
     payload.py    JSON request and response rules (depth, big integers, non-finite numbers)
     formats.py    canned decoders by content type and output formatters
     child.py      the boot of every child interpreter (sandbox, node worker, batch worker)

@@ -29,8 +29,17 @@ from cprsdk.runtime import sagemaker_shim
 from cprsdk.runtime.formats import JSON, decode, format_output, load_labels, media_type
 from cprsdk.runtime.payload import dumps_response, parse_json, split_request, to_jsonable
 from cprsdk.runtime.predictor import _import_module, import_prediction_class, load_predictor, search_path
-from cprsdk.runtime.sagemaker import (RequestText, container_accept, default_input, default_output, default_predict,
-                                      effective_accept, request_body, response_parts, unsupported_format)
+from cprsdk.runtime.sagemaker import (
+    RequestText,
+    container_accept,
+    default_input,
+    default_output,
+    default_predict,
+    effective_accept,
+    request_body,
+    response_parts,
+    unsupported_format,
+)
 
 __all__ = ["Adapter", "load_adapter", "resolve_style"]
 

@@ -39,7 +39,8 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from cprsdk.runtime.formats import ARRAY_TYPES, CSV, JSON, NPY, decode_array, encode as _encode, media_type
+from cprsdk.runtime.formats import ARRAY_TYPES, CSV, JSON, NPY, decode_array, media_type
+from cprsdk.runtime.formats import encode as _encode
 
 __all__ = ["ClientError", "Response", "UnsupportedFormatError", "decode", "encode", "install"]
 

@@ -27,13 +27,13 @@ from cprsdk.runtime.child import child_argv, enter
 
 __all__ = ["child_main", "run_job"]
 
+
 def run_job(job: dict[str, Any], *, cwd: Path, timeout: float | None = None) -> dict[str, Any]:
     """Run ``job`` in a fresh ``python -I`` and return its JSON answer."""
     proc = subprocess.run(
         child_argv("cprsdk.runtime.sandbox:child_main"),
         input=json.dumps(job).encode(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         cwd=cwd,
         timeout=timeout,
     )

@@ -10,6 +10,7 @@ in :mod:`._s3`).
 from __future__ import annotations
 
 import builtins
+import contextlib
 import shutil
 import threading
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cprsdk.storage._base import CHUNK, Blob, HashingReader, ObjectInfo, Sink, Store, list_base, md5_hex
-from cprsdk.storage._errors import AlreadyExists, NotFound, PreconditionFailed, StorageError
+from cprsdk.storage._errors import AlreadyExists, NotFound, StorageError
 
 Info = dict[str, Any]
 
@@ -114,11 +115,8 @@ class FsspecStore(Store):
         return infos
 
     def _delete(self, key: str) -> None:
-        with self._errors(key):
-            try:
-                self.fs.rm_file(self._full(key))
-            except FileNotFoundError:
-                pass
+        with self._errors(key), contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(self._full(key))
 
     def _upload(self, source: HashingReader, path: Path, key: str, *, if_absent: bool) -> ObjectInfo:
         """fsspec reads the file itself (put_file); ``source`` hashes it afterwards."""

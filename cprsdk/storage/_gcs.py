@@ -37,7 +37,7 @@ from google.cloud.storage.retry import (  # type: ignore[import-untyped]
 )
 
 from cprsdk.storage._base import Blob, HashingReader, ObjectInfo, Sink, Store, md5_hex
-from cprsdk.storage._errors import AlreadyExists, IntegrityError, NotFound, PreconditionFailed, StorageError
+from cprsdk.storage._errors import AlreadyExists, IntegrityError, NotFound, StorageError
 
 try:  # google-cloud-storage >= 3
     from google.cloud.storage.exceptions import DataCorruption  # type: ignore[import-untyped]

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from cprsdk.storage._base import CHUNK, RESERVED_NAME, Blob, HashingReader, ObjectInfo, Sink, Store, list_base
-from cprsdk.storage._errors import AlreadyExists, NotFound, PreconditionFailed, StorageError
+from cprsdk.storage._errors import AlreadyExists, NotFound, StorageError
 
 _NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV}
 

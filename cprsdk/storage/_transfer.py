@@ -133,7 +133,7 @@ def upload_many(
 
     workers = min(workers, store.max_workers or workers)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cprsdk-upload") as pool:
-        futures = [pool.submit(task, tuple(item), size) for item, size in zip(items, sizes)]
+        futures = [pool.submit(task, tuple(item), size) for item, size in zip(items, sizes, strict=True)]
         wait(futures, return_when=FIRST_EXCEPTION)
         for future in futures:
             future.cancel()  # only those not started yet
@@ -144,8 +144,8 @@ def upload_many(
     sent = [f.result() for f in futures]
     return TransferStats(
         uploaded_files=sum(sent),
-        uploaded_bytes=sum(size for size, was_sent in zip(sizes, sent) if was_sent),
+        uploaded_bytes=sum(size for size, was_sent in zip(sizes, sent, strict=True) if was_sent),
         skipped_files=len(sent) - sum(sent),
-        skipped_bytes=sum(size for size, was_sent in zip(sizes, sent) if not was_sent),
+        skipped_bytes=sum(size for size, was_sent in zip(sizes, sent, strict=True) if not was_sent),
         seconds=time.monotonic() - bar.start,
     )

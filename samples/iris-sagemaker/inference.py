@@ -27,7 +27,8 @@ def model_fn(model_dir):
 def input_fn(request_body, request_content_type):
     kind = request_content_type.split(";")[0].strip().lower()
     if kind == "text/csv":
-        rows = [r for r in csv.reader(io.StringIO(request_body.decode("utf-8"))) if r]
+        text = request_body if isinstance(request_body, str) else request_body.decode("utf-8")  # str on SageMaker
+        rows = [r for r in csv.reader(io.StringIO(text)) if r]
         if rows and rows[0][0].strip() == FEATURES[0]:  # an optional header line
             rows = rows[1:]
         return np.asarray(rows, dtype=float).reshape(-1, len(FEATURES))

@@ -1,0 +1,89 @@
+"""AI Platform batch prediction jobs on the node: ``projects.jobs`` create, get, list and cancel.
+
+A job runs the same code as ``cprsdk batch predict`` (``cprsdk.batch.jobs``) against a version of
+the node's registry, in the background; its record follows AI Platform's Job resource
+(``predictionInput``, ``state``, ``predictionOutput``). Input and output URIs must sit under the
+node's allowed prefixes, like a version's artifacts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from cprsdk.errors import CprError, RegistryError, RequestError
+from cprsdk.node.management import Management
+from cprsdk.registry.registry import Registry, utc_now, validate_name
+
+__all__ = ["JobRoutes"]
+
+_JOB_FORMATS = {"JSON": "jsonl", "CSV": "csv", "FILES": "files"}
+
+
+@dataclass
+class JobRoutes:
+    management: Management
+    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    async def create_job(self, registry: Registry, project: str, body: dict[str, Any]) -> dict[str, Any]:
+        from cprsdk.batch.jobs import JobSpec
+        from cprsdk.runtime.resolved import resolve_registry_version
+
+        job = validate_name("Job", str(body.get("jobId")))
+        if job in self.jobs:
+            raise RegistryError(f"Job {job!r} exists already on this node.", status_code=409)
+        given = body.get("predictionInput") or {}
+        data_format = _JOB_FORMATS.get(str(given.get("dataFormat", "JSON")).upper())
+        if data_format is None:
+            raise RequestError(f"dataFormat {given.get('dataFormat')!r} is not supported.",
+                               hint=f"Use one of {', '.join(_JOB_FORMATS)}.")
+        inputs = given.get("inputPaths") or []
+        if not isinstance(inputs, list) or not inputs:
+            raise RequestError("predictionInput.inputPaths must be a non-empty list of URIs.")
+        inputs = [self.management.check_uri("inputPaths", u) for u in inputs]
+        output = self.management.check_uri("outputPath", given.get("outputPath", ""))
+        name = str(given.get("versionName") or given.get("modelName") or "")
+        parts = name.split("/")
+        if len(parts) not in (4, 6) or parts[2] != "models":
+            raise RequestError(f"predictionInput needs modelName projects/P/models/M or versionName "
+                               f".../versions/V, got {name!r}.")
+        version = await asyncio.to_thread(resolve_registry_version, registry, parts[3],
+                                          parts[5] if len(parts) == 6 else None, cache=self.management.manager.cache)
+        spec = JobSpec(inputs=tuple(inputs), output=output.rstrip("/"), version=version, data_format=data_format,
+                       batch_size=int(given.get("batchSize", 64)), workers=max(1, int(given.get("maxWorkerCount", 1))),
+                       source={"model": version.model, "version": version.name, "registry": registry.uri})
+        record = {"jobId": job, "state": "QUEUED", "predictionInput": given, "createTime": utc_now()}
+        self.jobs[job] = record
+        asyncio.create_task(self._run_job(record, spec))
+        return dict(record)
+
+    async def _run_job(self, record: dict[str, Any], spec: Any) -> None:
+        from cprsdk.batch.jobs import run_job
+
+        record["state"] = "RUNNING"
+        try:
+            summary = await asyncio.to_thread(run_job, spec)
+        except (CprError, OSError) as exc:
+            record.update(state="FAILED", errorMessage=str(exc), endTime=utc_now())
+            return
+        state = {"STOPPED": "CANCELLED"}.get(summary.state, summary.state)
+        record.update(state=state, endTime=utc_now(), predictionOutput={
+            "outputPath": spec.output, "predictionCount": summary.succeeded, "errorCount": summary.failed})
+        if summary.message:
+            record["errorMessage"] = summary.message
+
+    def get_job(self, job: str) -> dict[str, Any]:
+        if job not in self.jobs:
+            raise RequestError(f"Job {job!r} is not known to this node.", status_code=404)
+        return dict(self.jobs[job])
+
+    async def cancel_job(self, job: str) -> dict[str, Any]:
+        from cprsdk.storage import open_store
+
+        record = self.get_job(job)
+        if record["state"] in ("QUEUED", "RUNNING"):
+            output = record["predictionInput"]["outputPath"].rstrip("/")
+            await asyncio.to_thread(open_store(output).write, "_STOP", b"stop\n")
+            self.jobs[job]["state"] = "CANCELLING"
+        return self.get_job(job)
