@@ -147,17 +147,18 @@ def answers_200(base_url: str, path: str) -> bool:
 
 @contextlib.contextmanager
 def cprsdk_serve(args: Sequence[str], *, port: int, log: Path, ready_path: str = "/readyz",
-                 cwd: Path | None = None, env: Mapping[str, str] | None = None, new_session: bool = False,
+                 cwd: Path | None = None, env: Mapping[str, str] | None = None,
                  timeout: float = 60) -> Iterator[subprocess.Popen[bytes]]:
     """``python -m cprsdk serve ARGS`` as a subprocess, its stderr in ``log``, once GET ``ready_path`` is 200.
 
-    It listens on ``port`` (pass ``--port`` in ``args`` or set AIP_HTTP_PORT in ``env``). At the end
-    it is killed if it still runs: with ``new_session``, its whole process group.
+    It listens on ``port`` (pass ``--port`` in ``args`` or set AIP_HTTP_PORT in ``env``). It leads a
+    process group of its own (``os.killpg(proc.pid, ...)`` reaches its workers too); at the end the
+    whole group is killed if the server still runs.
     """
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     with log.open("w") as stderr:
         proc = subprocess.Popen([sys.executable, "-m", "cprsdk", "serve", *args], cwd=cwd, env=full_env,
-                                stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=new_session)
+                                stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
     try:
         deadline = time.monotonic() + timeout
         while not answers_200(f"http://127.0.0.1:{port}", ready_path):
@@ -167,8 +168,5 @@ def cprsdk_serve(args: Sequence[str], *, port: int, log: Path, ready_path: str =
         yield proc
     finally:
         if proc.poll() is None:
-            if new_session:
-                os.killpg(proc.pid, signal.SIGKILL)
-            else:
-                proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)

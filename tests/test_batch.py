@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -82,13 +83,17 @@ def test_a_killed_job_resumes_to_the_same_output(trained_sample: Path, tmp_path:
     assert code == 0
     argv = [sys.executable, "-m", "cprsdk", *_predict_argv(trained_sample), *common,
             "--output", str(tmp_path / "killed")]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Its own process group, killed whole: the job's worker processes die with it, as on a crash
+    # (killing the parent alone left its workers running after the test).
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     marks = tmp_path / "killed" / "_committed"
-    deadline = time.monotonic() + 120
-    while not (marks.is_dir() and len(list(marks.iterdir())) >= 3) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    try:
+        deadline = time.monotonic() + 120
+        while not (marks.is_dir() and len(list(marks.iterdir())) >= 3) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
     assert 3 <= len(list(marks.iterdir())) < 40
     assert not (tmp_path / "killed" / "summary.json").exists()
     code, resumed = _batch(trained_sample, capsys, *common, "--output", str(tmp_path / "killed"))

@@ -269,8 +269,7 @@ def test_a_signal_to_the_whole_process_group_still_drains_in_flight_requests(beh
     port = free_port()
     log = tmp_path / "serve.log"
     with cprsdk_serve(["--port", str(port), "--model-dir", str(behaviours / "model"), "--package", str(behaviours),
-                       "--prediction-class", "hangs.Hangs"], port=port, log=log, cwd=tmp_path,
-                      new_session=True) as proc:
+                       "--prediction-class", "hangs.Hangs"], port=port, log=log, cwd=tmp_path) as proc:
         answers: list[tuple[int, Any]] = []
         slow = threading.Thread(target=lambda: answers.append(
             _http(port, "POST", "/v1/projects/p/models/default:predict", {"instances": [2]})))
