@@ -31,6 +31,7 @@ workers. Every subprocess is bounded by `--timeout` seconds.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import pstats
@@ -65,7 +66,7 @@ def write_rows(path: Path, count: int) -> None:
 
 def head(src: Path, dest: Path, count: int) -> None:
     with src.open(encoding="utf-8") as f:
-        dest.write_text("".join(line for _, line in zip(range(count), f)), encoding="utf-8")
+        dest.write_text("".join(itertools.islice(f, count)), encoding="utf-8")
 
 
 # ---------------------------------------------------------------- the baseline (a child process)
@@ -85,7 +86,8 @@ def baseline_child(sample: Path, source: Path, dest: Path, batch_size: int) -> N
 
         def flush() -> None:
             predictions = predictor.predict(batch)
-            out.write("".join(json.dumps({"instance": i, "prediction": p}) + "\n" for i, p in zip(batch, predictions)))
+            out.write("".join(json.dumps({"instance": i, "prediction": p}) + "\n"
+                              for i, p in zip(batch, predictions, strict=True)))
 
         for line in f:
             if line.strip():
@@ -155,17 +157,17 @@ def check_same(output: Path, expected: list[Any]) -> None:
 
 # ---------------------------------------------------------------- the parent's profile
 
-# (label, function names in cprsdk/batch/jobs.py or cli.py whose cumulative time the phase is)
+# (label, file under cprsdk/ and function name whose cumulative time the phase is)
 PHASES = [
-    ("build the sdist and find the cached install (cli._batch_sources)", "cli.py", "_batch_sources"),
-    ("read every input record (_read_inputs)", "jobs.py", "_read_inputs"),
-    ("records to wire dicts (_wire, in run_job)", "jobs.py", "_wire"),
-    ("wait for worker results (_Engine.result)", "jobs.py", "result"),
-    ("commit shards (_commit)", "jobs.py", "_commit"),
-    ("  of which encoding JSON lines (_jsonl)", "jobs.py", "_jsonl"),
-    ("results.csv and errors.csv (_write_views)", "jobs.py", "_write_views"),
-    ("stop the worker pool (_Engine.close)", "jobs.py", "close"),
+    ("resolve the version: build, find the cached install (cli/batch._version)", "cli/batch.py", "_version"),
+    ("read every input record (inputs.read_inputs)", "batch/inputs.py", "read_inputs"),
+    ("records to wire dicts (inputs.wire, in run_job)", "batch/inputs.py", "wire"),
+    ("wait for worker results (Engine.result)", "batch/engines.py", "result"),
+    ("commit shards (commits.commit)", "batch/commits.py", "commit"),
+    ("results.csv and errors.csv (commits.write_views)", "batch/commits.py", "write_views"),
+    ("stop the worker pool (Engine.close)", "batch/engines.py", "close"),
 ]
+_PROFILED = tuple(f"cprsdk/{file}" for _, file, _ in PHASES) + ("cprsdk/batch/jobs.py", "cprsdk/cli/__init__.py")
 
 
 def profile_split(path: Path) -> dict[str, Any]:
@@ -174,13 +176,13 @@ def profile_split(path: Path) -> dict[str, Any]:
     cumulative: dict[tuple[str, str], float] = {}
     total = 0.0
     for (filename, _, name), (_, _, _, cum, _) in table.items():
-        if filename.endswith(("batch/jobs.py", "cprsdk/cli.py")):
-            key = (Path(filename).name, name)
+        if filename.endswith(_PROFILED):
+            key = (filename.rsplit("cprsdk/", 1)[1], name)
             cumulative[key] = cumulative.get(key, 0.0) + cum
-        if name == "main" and filename.endswith("cprsdk/cli.py"):
+        if name == "main" and filename.endswith("cprsdk/cli/__init__.py"):
             total = cum
     phases = {label: cumulative.get((file, name), 0.0) for label, file, name in PHASES}
-    return {"cli_main": total, "run_job": cumulative.get(("jobs.py", "run_job"), 0.0), "phases": phases}
+    return {"cli_main": total, "run_job": cumulative.get(("batch/jobs.py", "run_job"), 0.0), "phases": phases}
 
 
 # ---------------------------------------------------------------- report
@@ -205,12 +207,14 @@ def report(args: argparse.Namespace, bases: list[dict[str, Any]], runs: list[dic
         one = next((x for x in runs if x["shard_size"] == r["shard_size"] and x["workers"] == 1), None)
         scaling = r["rows_per_s"] / one["rows_per_s"] if one else float("nan")
         verdicts.append({**r, "ratio": ratio, "marginal_rows_per_s": marginal, "scaling_vs_1": scaling})
-        print(f"cprsdk shard {r['shard_size']:>6}, workers {r['workers']}: {r['wall']:6.2f} s = {r['rows_per_s']:>9,.0f}"
-              f" rows/s; ratio to baseline {ratio:.2f} (target >= 0.5: {'met' if ratio >= 0.5 else 'MISSED'});"
+        print(f"cprsdk shard {r['shard_size']:>6}, workers {r['workers']}: {r['wall']:6.2f} s"
+              f" = {r['rows_per_s']:>9,.0f} rows/s; ratio to baseline {ratio:.2f}"
+              f" (target >= 0.5: {'met' if ratio >= 0.5 else 'MISSED'});"
               f" x{scaling:.2f} of 1 worker; marginal {marginal:,.0f} rows/s")
     if prof:
-        print(f"parent profile (python -m cProfile, workers 1, shard {prof['shard_size']}; cProfile slows the parent:"
-              f" {prof['wall']:.2f} s wall): cli main {prof['cli_main']:.2f} s, run_job {prof['run_job']:.2f} s")
+        print(f"parent profile (python -m cProfile, workers 1, shard {prof['shard_size']};"
+              f" cProfile slows the parent: {prof['wall']:.2f} s wall):"
+              f" cli main {prof['cli_main']:.2f} s, run_job {prof['run_job']:.2f} s")
         for label, seconds in prof["phases"].items():
             print(f"  {seconds:6.2f} s  {label}")
     return {"args": vars(args), "baseline": bases, "baseline_rows_per_s": base_rate, "fixed": small,
@@ -221,7 +225,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="JSON lines to score (default: 1000000)")
     parser.add_argument("--batch-size", type=int, default=1024, help="instances per predict call (default: 1024)")
-    parser.add_argument("--shard-sizes", default="10000,50000", help="cprsdk --shard-size values (default: 10000,50000)")
+    parser.add_argument("--shard-sizes", default="10000,50000",
+                        help="cprsdk --shard-size values (default: 10000,50000)")
     parser.add_argument("--workers", default="1,2", help="cprsdk --workers values (default: 1,2)")
     parser.add_argument("--profile", action="store_true", help="also profile cprsdk's parent process with cProfile")
     parser.add_argument("--timeout", type=float, default=300, help="seconds allowed to each subprocess (default: 300)")

@@ -56,7 +56,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common import cprsdk_command, load, machine, median, ms, shown, timed, trained_sample
+from common import cprsdk_command, free_port, load, machine, median, ms, shown, timed, trained_sample
 
 TARGET = 0.8
 FILES, FILE_BYTES = 20, 10_000_000
@@ -77,12 +77,6 @@ PHASES = (("checks", "checking the model directory quota"), ("hashing", "hashing
 
 
 # ------------------------------------------------------------------ the emulator
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
@@ -252,7 +246,7 @@ def split(wall: float, lines: list[tuple[float, str]]) -> dict[str, float]:
             raise SystemExit(f"no step line {text!r} on stderr:\n" + "\n".join(x for _, x in lines))
         marks.append((phase, at))
     ends = [t for _, t in marks[1:]] + [wall]
-    return {phase: end - begin for (phase, begin), end in zip(marks, ends)}
+    return {phase: end - begin for (phase, begin), end in zip(marks, ends, strict=True)}
 
 
 def skipped_upload(files: list[tuple[Path, str]], bucket: str) -> float:
@@ -379,8 +373,8 @@ def summary(rounds: list[dict[str, Any]], diags: list[dict[str, Any]]) -> dict[s
         "ratio_upload_many": median(rate["upload_many"]) / median(rate["baseline"]),
         "ratio_deploy_best": max(rate["deploy"]) / max(rate["baseline"]),
         "ratio_upload_many_best": max(rate["upload_many"]) / max(rate["baseline"]),
-        "ratio_deploy_paired": median([d / b for d, b in zip(rate["deploy"], rate["baseline"])]),
-        "ratio_upload_many_paired": median([u / b for u, b in zip(rate["upload_many"], rate["baseline"])]),
+        "ratio_deploy_paired": median([d / b for d, b in zip(rate["deploy"], rate["baseline"], strict=True)]),
+        "ratio_upload_many_paired": median([u / b for u, b in zip(rate["upload_many"], rate["baseline"], strict=True)]),
         "ratio_deploy_vs_script": median(rate["deploy"]) / median(rate["baseline_script"]),
         "redeploy_uploaded_bytes": [r["redeploy"]["uploadedBytes"] for r in rounds],
         "redeploy_reused_files": [r["redeploy"]["reusedFiles"] for r in rounds],

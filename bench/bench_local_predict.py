@@ -41,7 +41,8 @@ instance = {CLASS}.from_path("model")
 t2 = time.perf_counter()
 out = instance.predict(json.loads(sys.argv[1]))
 t3 = time.perf_counter()
-print(json.dumps({{"predictions": list(out), "timings": {{"import": t1 - t0, "from_path": t2 - t1, "predict": t3 - t2}}}}))
+timings = {{"import": t1 - t0, "from_path": t2 - t1, "predict": t3 - t2}}
+print(json.dumps({{"predictions": list(out), "timings": timings}}))
 """
 
 

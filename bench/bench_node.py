@@ -44,11 +44,9 @@ import http.client
 import importlib.metadata
 import json
 import os
-import re
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -58,7 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import REPO, cprsdk_command, load, machine, median, shown, timed, trained_sample
+from common import REPO, cprsdk_command, free_port, load, machine, median, shown, timed, trained_sample
 
 MODEL, VERSION = "iris", "v1"
 PATH = f"/v1/projects/bench/models/{MODEL}:predict"
@@ -70,23 +68,17 @@ QUIET = 0.1  # cores of other work on the machine during a timed run, at most, f
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 LUA = """\
 wrk.method = "POST"
-wrk.body = '%s'
+wrk.body = '{body}'
 wrk.headers["Content-Type"] = "application/json"
 done = function(summary, latency, requests)
   local e = summary.errors
-  io.write(string.format('RESULT {"requests": %%d, "duration_us": %%d, "p50_us": %%d, "p90_us": %%d, ' ..
-    '"p99_us": %%d, "max_us": %%d, "mean_us": %%.1f, "errors": {"connect": %%d, "read": %%d, "write": %%d, ' ..
-    '"status": %%d, "timeout": %%d}}\\n', summary.requests, summary.duration, latency:percentile(50),
+  io.write(string.format('RESULT {"requests": %d, "duration_us": %d, "p50_us": %d, "p90_us": %d, ' ..
+    '"p99_us": %d, "max_us": %d, "mean_us": %.1f, "errors": {"connect": %d, "read": %d, "write": %d, ' ..
+    '"status": %d, "timeout": %d}}\\n', summary.requests, summary.duration, latency:percentile(50),
     latency:percentile(90), latency:percentile(99), latency.max, latency.mean, e.connect, e.read, e.write,
     e.status, e.timeout))
 end
-""" % BODY.decode()
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+""".replace("{body}", BODY.decode())
 
 
 # ------------------------------------------------------------------ processes

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -48,6 +49,13 @@ def trained_sample(dest: Path) -> Path:
     shutil.copytree(SAMPLE, dest, ignore=shutil.ignore_patterns(*_NOT_COPIED))
     timed([sys.executable, "train.py"], cwd=dest)
     return dest
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (the kernel's choice)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def copy_tree(src: Path, dest: Path) -> Path:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-PROJECTS = Path(__file__).parent / "projects"
-REPO = Path(__file__).resolve().parent.parent
+from helpers import PROJECTS, copy_built, copy_project, copy_sample, run_python, train
+
+Project = Callable[[str], Path]  # the `project` fixture: a scenario's name -> its folder, model written
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -19,7 +20,7 @@ def _shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """One install cache for the session (keyed by sdist sha256, so sharing is safe)."""
     mp = pytest.MonkeyPatch()
     mp.setenv("CPRSDK_CACHE_DIR", str(tmp_path_factory.mktemp("cprsdk-cache")))
-    for name in list(__import__("os").environ):
+    for name in list(os.environ):
         if name.startswith("CPRSDK_") and name != "CPRSDK_CACHE_DIR":
             mp.delenv(name)
     yield
@@ -43,15 +44,14 @@ def _forget_user_modules(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Callable[[str], Path]:
+def project(tmp_path: Path) -> Project:
     """Copy projects/ok, lay projects/<case> over it, and run make_model.py to write model/."""
 
     def make(case: str = "ok") -> Path:
-        dest = tmp_path / case
-        shutil.copytree(PROJECTS / "ok", dest)
+        dest = copy_project("ok", tmp_path / case)
         if case != "ok":
             shutil.copytree(PROJECTS / case, dest, dirs_exist_ok=True)
-        subprocess.run([sys.executable, "make_model.py"], cwd=dest, check=True, capture_output=True)
+        run_python(dest, "make_model.py")
         return dest
 
     return make
@@ -60,25 +60,23 @@ def project(tmp_path: Path) -> Callable[[str], Path]:
 @pytest.fixture
 def behaviours(tmp_path: Path) -> Path:
     """A copy of projects/behaviours: one predictor module per behaviour."""
-    dest = tmp_path / "behaviours"
-    shutil.copytree(PROJECTS / "behaviours", dest)
-    return dest
+    return copy_project("behaviours", tmp_path / "behaviours")
 
 
-SAMPLE = REPO / "samples" / "zerocenterer-sklearn"
+@pytest.fixture
+def styles(tmp_path: Path) -> Path:
+    """A copy of projects/styles: one module per predictor form (SageMaker, hooks, Vertex)."""
+    return copy_project("styles", tmp_path / "styles")
 
 
 @pytest.fixture(scope="session")
 def _trained_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    dest = tmp_path_factory.mktemp("trained") / "zerocenterer-sklearn"
-    shutil.copytree(SAMPLE, dest, ignore=shutil.ignore_patterns("model", "dist", "sample.jsonl", "__pycache__"))
-    subprocess.run([sys.executable, "train.py"], cwd=dest, check=True, capture_output=True)
+    dest = copy_sample("zerocenterer-sklearn", tmp_path_factory.mktemp("trained") / "zerocenterer-sklearn")
+    train(dest)
     return dest
 
 
 @pytest.fixture(scope="module")
 def trained_sample(_trained_once: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The ZeroCenterer sample, trained (once per session), copied for this test module."""
-    dest = tmp_path_factory.mktemp("sample") / "zerocenterer-sklearn"
-    shutil.copytree(_trained_once, dest, ignore=shutil.ignore_patterns("dist"))
-    return dest
+    return copy_built(_trained_once, tmp_path_factory.mktemp("sample") / "zerocenterer-sklearn")

@@ -11,31 +11,33 @@
 
 from __future__ import annotations
 
+import importlib
 import os
-import socket
 import uuid
 from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from cprsdk.testing import free_port
+from helpers import anonymous_credentials
 
 # Import the client and server stacks (and the stdlib parts they need, ssl and asyncio above all)
 # before any test runs. tests/scenario.py's autouse `_forget_user_modules` drops every module first
 # imported during a test unless it lives in site-packages, which includes the standard library; a
 # second copy of `ssl` then makes aiohttp (under s3fs) fail with "ssl should be SSLContext".
-import aiohttp  # noqa: F401
-import boto3  # noqa: F401
-import fsspec.asyn  # noqa: F401
-import gcp_storage_emulator.server  # noqa: F401
-import google.cloud.storage  # noqa: F401
-import moto.server  # noqa: F401
-import pytest
-import s3fs  # noqa: F401
+for _stack in ("aiohttp", "boto3", "fsspec.asyn", "gcp_storage_emulator.server", "google.cloud.storage",
+               "moto.server", "s3fs"):
+    importlib.import_module(_stack)
 
 STORE_KINDS = ["gcs", "s3", "memory", "file"]
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def gcs_client() -> Any:
+    """A google-cloud-storage client for the emulator that STORAGE_EMULATOR_HOST names; close it after use."""
+    import google.cloud.storage as storage  # type: ignore[import-untyped]
+
+    return storage.Client(project="cprsdk-test", credentials=anonymous_credentials())
 
 
 def unique(prefix: str) -> str:
@@ -58,12 +60,9 @@ def gcs_emulator() -> Iterator[str]:
 
 @pytest.fixture
 def gcs_uri(gcs_emulator: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage
-
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator)
     bucket = unique("cprsdk-test")
-    client = storage.Client(project="cprsdk-test", credentials=AnonymousCredentials())
+    client = gcs_client()
     client.create_bucket(bucket)
     client.close()
     return f"gs://{bucket}/root"
@@ -106,7 +105,7 @@ def s3_uri(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]
 
 
 def _clear_memory() -> None:
-    from fsspec.implementations.memory import MemoryFileSystem
+    from fsspec.implementations.memory import MemoryFileSystem  # type: ignore[import-untyped]
 
     MemoryFileSystem.store.clear()
     MemoryFileSystem.pseudo_dirs[:] = [""]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,30 +12,14 @@ import numpy as np
 import pytest
 
 from cprsdk import PredictorContractError, RequestError
-from cprsdk.runtime.adapters import load_adapter, resolve_style
 from cprsdk.cli import main
+from cprsdk.runtime.adapters import load_adapter, resolve_style
 from cprsdk.testing import running_node
-
-PROJECTS = Path(__file__).parent / "projects"
-
-
-@pytest.fixture
-def styles(tmp_path: Path) -> Path:
-    dest = tmp_path / "styles"
-    shutil.copytree(PROJECTS / "styles", dest)
-    return dest
+from helpers import copy_project, http, png
 
 
 def _adapter(styles: Path, name: str, **kwargs: Any) -> Any:
     return load_adapter(name, styles / "model", paths=[styles], **kwargs)
-
-
-def _png(color: tuple[int, int, int], size: int = 20) -> bytes:
-    from PIL import Image
-
-    out = io.BytesIO()
-    Image.new("RGB", (size, size), color).save(out, format="PNG")
-    return out.getvalue()
 
 
 @pytest.mark.parametrize(
@@ -55,7 +38,8 @@ def test_the_name_decides_the_adapter(styles: Path, name: str, style: str | None
 def test_transform_fn_mixed_with_input_fn_is_refused(styles: Path) -> None:
     with pytest.raises(PredictorContractError) as info:
         resolve_style("sm_mixed", [str(styles)])
-    assert info.value.message == "Module 'sm_mixed' defines transform_fn together with input_fn; SageMaker refuses that."
+    assert info.value.message == ("Module 'sm_mixed' defines transform_fn together with input_fn;"
+                                  " SageMaker refuses that.")
 
 
 def test_a_module_with_no_entry_point_is_explained(styles: Path) -> None:
@@ -113,7 +97,7 @@ def test_sagemaker_context_argument_is_detected(styles: Path) -> None:
 def test_hooks_canned_image_decoder_and_classification_formatter(styles: Path) -> None:
     adapter = _adapter(styles, "hooks_image", formatter="classification",
                        formatter_args={"num_preds": 3, "label": True, "index": True})
-    data, kind = adapter.handle_raw(_png((250, 10, 10)), "image/png", "")
+    data, kind = adapter.handle_raw(png((250, 10, 10)), "image/png", "")
     top = json.loads(data)["predictions"]
     assert kind == "application/json" and len(top) == 3
     assert top[0]["label"] == "cat" and top[0]["index"] == 0
@@ -121,10 +105,10 @@ def test_hooks_canned_image_decoder_and_classification_formatter(styles: Path) -
 
 
 def test_hooks_raw_formatter_and_default_formatter(styles: Path) -> None:
-    data, kind = _adapter(styles, "hooks_image").handle_raw(_png((0, 0, 255)), "image/png", "")
+    data, kind = _adapter(styles, "hooks_image").handle_raw(png((0, 0, 255)), "image/png", "")
     assert kind == "application/json" and len(json.loads(data)["outputs"]) == 4
     data, kind = _adapter(styles, "hooks_image", formatter="raw", formatter_args={"format_as": "csv"}).handle_raw(
-        _png((0, 0, 255)), "image/png", "")
+        png((0, 0, 255)), "image/png", "")
     assert kind == "text/csv" and len(data.decode().split(",")) == 4
 
 
@@ -147,8 +131,7 @@ def test_vertex_class_gets_the_whole_body(styles: Path) -> None:
 @pytest.fixture(scope="module")
 def styles_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
     root = tmp_path_factory.mktemp("styles-node")
-    project = root / "styles"
-    shutil.copytree(PROJECTS / "styles", project)
+    project = copy_project("styles", root / "styles")
     registry = str(root / "registry")
     for model, cls, extra in (
         ("images", "hooks_image", ["--output-formatter", "classification",
@@ -161,11 +144,12 @@ def styles_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
     yield project, registry
 
 
-def test_image_classifier_returns_top3_labels_on_raw_predict(styles_registry: tuple[Path, str], capsys) -> None:  # type: ignore[no-untyped-def]
+def test_image_classifier_returns_top3_labels_on_raw_predict(styles_registry: tuple[Path, str],
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
     _, registry = styles_registry
     capsys.readouterr()
     with running_node(registry=registry, poll_interval=0.2) as node:
-        status, data, kind = node.client.raw_predict("images", _png((10, 240, 10)), "image/png")
+        status, data, kind = node.client.raw_predict("images", png((10, 240, 10)), "image/png")
         assert status == 200 and kind == "application/json"
         top = json.loads(data)["predictions"]
         assert [p["label"] for p in top][0] == "dog" and len(top) == 3
@@ -183,19 +167,16 @@ def test_image_classifier_returns_top3_labels_on_raw_predict(styles_registry: tu
 
 
 def test_invocations_and_ping_on_a_single_version_node(styles: Path) -> None:
-    import urllib.request
-
     with running_node(model_dir=styles / "model", packages=[styles], prediction_class="sm_full") as node:
-        with urllib.request.urlopen(node.url + "/ping") as ping:
-            assert ping.status == 200
-        request = urllib.request.Request(node.url + "/invocations", data=b"2,0,0\n0,2,0\n",
-                                         headers={"Content-Type": "text/csv", "Accept": "application/json"})
-        with urllib.request.urlopen(request) as answer:
-            assert answer.headers["content-type"] == "application/json"
-            assert json.loads(answer.read()) == {"scores": [2.0, -2.0]}
+        assert http(node.url, "GET", "/ping").status == 200
+        answer = http(node.url, "POST", "/invocations", b"2,0,0\n0,2,0\n",
+                      {"Content-Type": "text/csv", "Accept": "application/json"})
+        assert answer.status == 200 and answer.headers["content-type"] == "application/json"
+        assert answer.json() == {"scores": [2.0, -2.0]}
 
 
-def test_local_predict_raw(styles: Path, capsysbinary, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_local_predict_raw(styles: Path, capsysbinary: pytest.CaptureFixture[bytes],
+                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(styles)
     (styles / "rows.csv").write_text("1,2,3\n")
     assert main(["local", "predict", "--prediction-class", "sm_full", "--raw", "rows.csv",
@@ -204,7 +185,7 @@ def test_local_predict_raw(styles: Path, capsysbinary, monkeypatch) -> None:  # 
     assert json.loads(out) == {"scores": [0.5]} and b"Content-Type: application/json" in err
 
 
-def test_bad_formatter_arguments_are_refused_at_deploy(styles: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_bad_formatter_arguments_are_refused_at_deploy(styles: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["deploy", str(styles), "--model", "m", "--version", "v1", "--registry", str(styles / "reg"),
                  "--prediction-class", "hooks_image", "--output-formatter", "classification",
                  "--formatter-args", '{"top": 3}']) == 1

@@ -11,6 +11,7 @@ import pytest
 
 import cprsdk
 from cprsdk.cli import main
+from scenario import Project
 
 
 def test_help_lists_commands_and_the_usual_path(capsys: pytest.CaptureFixture[str]) -> None:
@@ -28,7 +29,8 @@ def test_python_dash_m_runs_the_command() -> None:
     assert proc.returncode == 0 and proc.stdout.strip() == f"cprsdk {cprsdk.__version__}"
 
 
-def test_package_prints_the_path_and_writes_the_report(project, capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_package_prints_the_path_and_writes_the_report(project: Project, capsys: pytest.CaptureFixture[str],
+                                                       tmp_path: Path) -> None:
     src = project("ok")
     report = tmp_path / "report.json"
     assert main(["package", str(src), "--report", str(report)]) == 0
@@ -40,7 +42,7 @@ def test_package_prints_the_path_and_writes_the_report(project, capsys, tmp_path
     assert all(check["ok"] for check in data["checks"])
 
 
-def test_package_errors_are_one_error_line_and_a_tip(project, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_package_errors_are_one_error_line_and_a_tip(project: Project, capsys: pytest.CaptureFixture[str]) -> None:
     src = project("ok")
     assert main(["package", str(src), "--prediction-class", "predictor.Nope", "-q"]) == 1
     err = capsys.readouterr().err

@@ -9,8 +9,9 @@ import pytest
 
 from cprsdk import ConfigError, load_settings
 from cprsdk.config import KEYS
+from helpers import REPO
 
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
+DOCS = REPO / "docs" / "configuration.md"
 
 
 def _write(folder: Path, name: str, text: str) -> Path:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,24 +17,21 @@ from cprsdk.cli import main
 from cprsdk.registry.manifest import Manifest
 from cprsdk.registry.registry import Registry
 from cprsdk.runtime.resolved import resolve_manifest
-
-SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "zerocenterer-sklearn"
-
-
-@pytest.fixture(scope="module")
-def sample(trained_sample: Path) -> Path:
-    return trained_sample
+from cprsdk.storage import open_store
+from cprsdk.testing import free_port
+from helpers import copy_built
 
 
-def _deploy(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:  # type: ignore[type-arg]
+def _deploy(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any]:
     assert main(["deploy", *argv, "--format", "json"]) == 0, capsys.readouterr().err
-    return json.loads(capsys.readouterr().out)  # type: ignore[no-any-return]
+    result: dict[str, Any] = json.loads(capsys.readouterr().out)
+    return result
 
 
 def test_deploy_then_describe_and_redeploy_reuses_everything(
-    sample: Path, store_uri: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    trained_sample: Path, store_uri: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    first = _deploy(capsys, str(sample), "--model", "iris", "--version", "v1", "--registry", store_uri)
+    first = _deploy(capsys, str(trained_sample), "--model", "iris", "--version", "v1", "--registry", store_uri)
     assert first["state"] == "PUBLISHED" and first["uploadedFiles"] == 3 and first["reusedFiles"] == 0
     model_bytes = sum(f["size"] for f in first["manifest"]["files"])
     assert first["uploadedBytes"] == model_bytes + first["manifest"]["packages"][0]["size"]
@@ -46,51 +43,52 @@ def test_deploy_then_describe_and_redeploy_reuses_everything(
     assert all(len(f["sha256"]) == 64 for f in described["files"] + described["packages"])
     assert described["packageUris"] == [f"{store_uri}/blobs/sha256/{described['packages'][0]['sha256']}"]
 
-    second = _deploy(capsys, str(sample), "--model", "iris", "--version", "v2", "--registry", store_uri)
+    second = _deploy(capsys, str(trained_sample), "--model", "iris", "--version", "v2", "--registry", store_uri)
     assert second["uploadedFiles"] == 0 and second["uploadedBytes"] == 0
     assert second["reusedFiles"] == 3 and second["manifest"]["isDefault"] is False
 
     manifest = Manifest.from_json(second["manifest"], source="of v2")
     resolved = resolve_manifest(Registry(store_uri), manifest, cache=tmp_path / "cache")
-    assert (resolved.model_dir / "model.joblib").read_bytes() == (sample / "model" / "model.joblib").read_bytes()
+    model_file = (trained_sample / "model" / "model.joblib").read_bytes()
+    assert (resolved.model_dir / "model.joblib").read_bytes() == model_file
     assert manifest.packages[0].path == "zerocenterer_sklearn-0.1.tar.gz"
-    assert (resolved.sites[0] / "predictor.py").read_bytes() == (sample / "predictor.py").read_bytes()
+    assert (resolved.sites[0] / "predictor.py").read_bytes() == (trained_sample / "predictor.py").read_bytes()
 
 
-def test_table_output_says_what_was_reused(sample: Path, memory_uri: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["deploy", str(sample), "--model", "iris", "--version", "v1", "--registry", memory_uri]) == 0
-    assert main(["deploy", str(sample), "--model", "iris", "--version", "v2", "--registry", memory_uri]) == 0
+def test_table_output_says_what_was_reused(trained_sample: Path, memory_uri: str,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["deploy", str(trained_sample), "--model", "iris", "--version", "v1", "--registry", memory_uri]) == 0
+    assert main(["deploy", str(trained_sample), "--model", "iris", "--version", "v2", "--registry", memory_uri]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].split() == ["MODEL", "VERSION", "STATE", "DEFAULT", "UPLOADED", "REUSED", "PACKAGE", "URIS"]
     assert out[-1].startswith("iris   v2       PUBLISHED  no       0 files, 0 B  3 files,")
 
 
-def test_same_version_twice_fails_and_keeps_the_first(sample: Path, memory_uri: str,
+def test_same_version_twice_fails_and_keeps_the_first(trained_sample: Path, memory_uri: str,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    _deploy(capsys, str(sample), "--model", "iris", "--version", "v1", "--registry", memory_uri,
+    _deploy(capsys, str(trained_sample), "--model", "iris", "--version", "v1", "--registry", memory_uri,
             "--description", "first")
-    assert main(["deploy", str(sample), "--model", "iris", "--version", "v1", "--registry", memory_uri]) == 1
+    assert main(["deploy", str(trained_sample), "--model", "iris", "--version", "v1", "--registry", memory_uri]) == 1
     assert "ERROR: Version 'v1' of model 'iris' exists already" in capsys.readouterr().err
     assert main(["versions", "describe", "v1", "--model", "iris", "--registry", memory_uri]) == 0
     assert json.loads(capsys.readouterr().out)["description"] == "first"
 
 
-def test_quota_fails_before_the_first_byte(sample: Path, memory_uri: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["deploy", str(sample), "--model", "iris", "--version", "v1", "--registry", memory_uri,
+def test_quota_fails_before_the_first_byte(trained_sample: Path, memory_uri: str,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["deploy", str(trained_sample), "--model", "iris", "--version", "v1", "--registry", memory_uri,
                  "--max-model-mb", "0.001"]) == 1
     assert "over the 0.001 MB model quota" in capsys.readouterr().err
     assert Registry(memory_uri).store.list() == []
 
 
 def test_origin_and_package_uris_reference_stored_artifacts(
-    sample: Path, s3_uri: str, memory_uri: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    trained_sample: Path, s3_uri: str, memory_uri: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    from cprsdk.storage import open_store
-
-    assert main(["package", str(sample), "--out", str(tmp_path / "dist"), "-q"]) == 0
+    assert main(["package", str(trained_sample), "--out", str(tmp_path / "dist"), "-q"]) == 0
     sdist = Path(capsys.readouterr().out.strip())
     bucket = open_store(s3_uri)
-    for path in (sample / "model").iterdir():
+    for path in (trained_sample / "model").iterdir():
         bucket.upload_file(path, f"legacy/model/{path.name}")
     bucket.upload_file(sdist, f"staging/{sdist.name}")
     result = _deploy(capsys, "--model", "legacy", "--version", "v1", "--registry", memory_uri,
@@ -111,10 +109,8 @@ def test_origin_and_package_uris_reference_stored_artifacts(
     assert (resolved.sites[0] / "predictor.py").is_file()
 
 
-def test_wait_without_a_node_says_so(sample: Path, memory_uri: str, capsys: pytest.CaptureFixture[str]) -> None:
-    from servers import free_port
-
-    code = main(["deploy", str(sample), "--model", "iris", "--version", "v1", "--registry", memory_uri,
+def test_wait_without_a_node_says_so(trained_sample: Path, memory_uri: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["deploy", str(trained_sample), "--model", "iris", "--version", "v1", "--registry", memory_uri,
                  "--wait", "--endpoint", f"http://127.0.0.1:{free_port()}"])
     assert code == 1
     err = capsys.readouterr().err
@@ -122,20 +118,18 @@ def test_wait_without_a_node_says_so(sample: Path, memory_uri: str, capsys: pyte
     assert "The version is published in the registry" in err
 
 
-def test_wait_without_endpoint_deploys_nothing(sample: Path, memory_uri: str,
+def test_wait_without_endpoint_deploys_nothing(trained_sample: Path, memory_uri: str,
                                                capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["deploy", str(sample), "--model", "iris", "--version", "v1", "--registry", memory_uri,
+    assert main(["deploy", str(trained_sample), "--model", "iris", "--version", "v1", "--registry", memory_uri,
                  "--wait"]) == 1
     assert "--wait needs --endpoint URL (the node to ask); nothing was deployed." in capsys.readouterr().err
     assert Registry(memory_uri).store.list() == []
 
 
-def test_origin_quotas_are_checked_from_the_listing(sample: Path, memory_uri: str, file_uri: str,
+def test_origin_quotas_are_checked_from_the_listing(trained_sample: Path, memory_uri: str, file_uri: str,
                                                     capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    from cprsdk.storage import open_store
-
     bucket = open_store(file_uri)
-    for path in (sample / "model").iterdir():
+    for path in (trained_sample / "model").iterdir():
         bucket.upload_file(path, f"legacy/model/{path.name}")
     big = tmp_path / "big-0.1.tar.gz"
     big.write_bytes(os.urandom(3_000_000))
@@ -151,16 +145,16 @@ def test_origin_quotas_are_checked_from_the_listing(sample: Path, memory_uri: st
     assert Registry(memory_uri).store.list() == []
 
 
-def _big_model(sample: Path, dest: Path, files: int) -> Path:
-    shutil.copytree(sample, dest, ignore=shutil.ignore_patterns("dist"))
+def _big_model(trained_sample: Path, dest: Path, files: int) -> Path:
+    copy_built(trained_sample, dest)
     for i in range(files):
         (dest / "model" / f"shard{i:03d}.bin").write_bytes(os.urandom(1_000_000))
     return dest
 
 
-def test_killed_deploy_leaves_nothing_visible_and_resumes(sample: Path, tmp_path: Path,
+def test_killed_deploy_leaves_nothing_visible_and_resumes(trained_sample: Path, tmp_path: Path,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
-    project = _big_model(sample, tmp_path / "big", files=120)
+    project = _big_model(trained_sample, tmp_path / "big", files=120)
     registry_dir = tmp_path / "registry"
     argv = [sys.executable, "-m", "cprsdk", "deploy", str(project), "--model", "iris", "--version", "v1",
             "--registry", str(registry_dir)]

@@ -176,7 +176,8 @@ def test_local_predict_runs_each_folders_own_code(twins: dict[str, Path], cache:
 
 def _site_of(cache: Path, version: str) -> Path:
     for site in (cache / "site").iterdir():
-        if site.is_dir() and (site / "predictor.py").is_file() and CODES[version] in (site / "predictor.py").read_text():
+        module = site / "predictor.py"
+        if site.is_dir() and module.is_file() and CODES[version] in module.read_text():
             return site
     raise AssertionError(f"no installed folder of {version} in {cache}")
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +17,8 @@ import pytest
 
 from cprsdk import load_predictor
 from cprsdk.cli import main
+from helpers import copy_sample, read_jsonl, run_python, train
 
-SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "zerocenterer-keras"
 # sample.jsonl holds iris rows 0, 30, 60, 90 and 120, whose true species are these.
 SPECIES = ["setosa", "setosa", "versicolor", "versicolor", "virginica"]
 
@@ -34,14 +32,8 @@ def _env_without_backend() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "PYTEST_ADDOPTS")}
 
 
-def _train(project: Path) -> None:
-    proc = subprocess.run([sys.executable, "train.py"], cwd=project, env=_env_without_backend(),
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-
-
 def _instances(project: Path) -> list[list[float]]:
-    return [json.loads(line) for line in (project / "sample.jsonl").read_text().splitlines()]
+    return read_jsonl(project / "sample.jsonl")
 
 
 def _predictions(capsys: pytest.CaptureFixture[str]) -> list[object]:
@@ -60,9 +52,8 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    dest = tmp_path_factory.mktemp("sample") / "zerocenterer-keras"
-    shutil.copytree(SAMPLE, dest, ignore=shutil.ignore_patterns("model", "dist", "sample.jsonl", "__pycache__"))
-    _train(dest)
+    dest = copy_sample("zerocenterer-keras", tmp_path_factory.mktemp("sample") / "zerocenterer-keras")
+    train(dest, env=_env_without_backend())
     yield dest
 
 
@@ -118,14 +109,12 @@ def test_keras_template_works_as_generated(
     assert files == [".gitignore", "README.md", "predictor.py", "preprocess.py", "pyproject.toml",
                      "tests/test_predictor.py", "train.py"]
     assert 'name = "iris-keras"' in (dest / "pyproject.toml").read_text()
-    _train(dest)
+    train(dest, env=_env_without_backend())
 
     monkeypatch.chdir(dest)
     assert main(["package", "-q"]) == 0
     assert Path(capsys.readouterr().out.strip()) == dest / "dist" / "iris_keras-0.1.tar.gz"
     assert main(["local", "predict", "--json-instances", "sample.jsonl"]) == 0
     assert _predictions(capsys) == SPECIES
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=dest,
-                          env=_env_without_backend(), capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = run_python(dest, "-m", "pytest", "-q", "-p", "no:cacheprovider", env=_env_without_backend())
     assert "2 passed" in proc.stdout

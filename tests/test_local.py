@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from cprsdk.cli import main
+from scenario import Project
 
 
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict, str]:  # type: ignore[type-arg]
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any], str]:
     code = main(["local", "predict", *argv])
     out, err = capsys.readouterr()
     return code, json.loads(out), err
@@ -89,7 +91,8 @@ def test_bad_input_line_is_named(in_behaviours: Path, capsys: pytest.CaptureFixt
     assert "ERROR: bad.jsonl line 2: The request body is not valid JSON" in err
 
 
-def test_an_sdist_can_be_the_package(project, capsys: pytest.CaptureFixture[str], monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_an_sdist_can_be_the_package(project: Project, capsys: pytest.CaptureFixture[str],
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
     src = project("ok")
     assert main(["package", str(src), "--out", str(src / "dist"), "-q"]) == 0
     sdist = capsys.readouterr().out.strip()

@@ -2,29 +2,27 @@
 
 from __future__ import annotations
 
-import http.client
 import json
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cprsdk.testing import RunningNode, running_node
+from helpers import copy_project, http
 
 
 @pytest.fixture(scope="module")
 def behaviours_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import shutil
-
-    from scenario import PROJECTS
-
-    dest = tmp_path_factory.mktemp("node") / "behaviours"
-    shutil.copytree(PROJECTS / "behaviours", dest)
-    return dest
+    """projects/behaviours, copied once for this module's nodes."""
+    return copy_project("behaviours", tmp_path_factory.mktemp("node") / "behaviours")
 
 
-def _node(behaviours_dir: Path, cls: str, **options: Any) -> Any:
+def _node(behaviours_dir: Path, cls: str, **options: Any) -> AbstractContextManager[RunningNode]:
     return running_node(model_dir=behaviours_dir / "model", packages=[behaviours_dir], prediction_class=cls,
                         **options)
 
@@ -37,24 +35,8 @@ def echo(behaviours_dir: Path) -> Iterator[RunningNode]:
 
 def _raw(node: RunningNode, method: str, path: str, body: bytes | None = None,
          headers: dict[str, str] | None = None, chunked: bool = False) -> tuple[int, dict[str, Any], dict[str, str]]:
-    host, port = node.url.removeprefix("http://").split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=60)
-    sent = {"Content-Type": "application/json", **(headers or {})}
-    if chunked:
-        conn.putrequest(method, path)
-        for k, v in {**sent, "Transfer-Encoding": "chunked"}.items():
-            conn.putheader(k, v)
-        conn.endheaders()
-        for start in range(0, len(body or b""), 65536):
-            piece = (body or b"")[start:start + 65536]
-            conn.send(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
-        conn.send(b"0\r\n\r\n")
-    else:
-        conn.request(method, path, body=body, headers=sent)
-    response = conn.getresponse()
-    data = response.read()
-    conn.close()
-    return response.status, json.loads(data) if data else {}, {k.lower(): v for k, v in response.getheaders()}
+    answer = http(node.url, method, path, body, headers, chunked=chunked)
+    return answer.status, answer.json(empty={}), answer.headers
 
 
 PREDICT = "/v1/projects/any-project/models/default/versions/v1:predict"
@@ -129,11 +111,7 @@ def test_health_ready_and_metrics(echo: RunningNode) -> None:
     assert _raw(echo, "GET", "/healthz")[0] == 200
     status, body, _ = _raw(echo, "GET", "/readyz")
     assert status == 200 and body["versions"] == {"default/v1": "READY"}
-    host, port = echo.url.removeprefix("http://").split(":")
-    conn = http.client.HTTPConnection(host, int(port))
-    conn.request("GET", "/metrics")
-    text = conn.getresponse().read().decode()
-    conn.close()
+    text = http(echo.url, "GET", "/metrics").data.decode()
     assert 'cprsdk_requests_total{route="healthz",status="200"}' in text
     assert 'cprsdk_version_state{model="default",version="v1",state="READY"} 1' in text
     assert "cprsdk_request_seconds_bucket" in text and "cprsdk_requests_in_flight" in text
@@ -161,19 +139,18 @@ def test_a_crashing_worker_is_replaced(behaviours_dir: Path, how: str) -> None:
         status, body, _ = _raw(node, "POST", PREDICT, json.dumps({"instances": [how]}).encode())
         assert status == 500 and "exited" in body["error"]["message"]
         assert ("SIGSEGV" in body["error"]["message"]) == (how == "segfault")
-        after = _retry_until_ok(node)
-        assert after != first  # a new process answers
+        after = _retry_until_ok(node, b'{"instances": ["ok"]}')
+        assert after["predictions"] != first  # a new process answers
 
 
-def _retry_until_ok(node: RunningNode) -> Any:
-    import time
-
+def _retry_until_ok(node: RunningNode, body: bytes) -> dict[str, Any]:
+    """The answer to the first POST of ``body`` to PREDICT that is a 200, within 60 s (a new worker starts)."""
     deadline = time.monotonic() + 60
     while True:
-        status, body, _ = _raw(node, "POST", PREDICT, b'{"instances": ["ok"]}')
+        status, answer, _ = _raw(node, "POST", PREDICT, body)
         if status == 200 or time.monotonic() > deadline:
-            assert status == 200, body
-            return body["predictions"]
+            assert status == 200, answer
+            return answer
         time.sleep(0.1)
 
 
@@ -182,12 +159,7 @@ def test_a_prediction_over_the_timeout_is_504_and_the_worker_replaced(behaviours
         status, body, _ = _raw(node, "POST", PREDICT, b'{"instances": [30]}')
         assert status == 504 and body["error"]["status"] == "DEADLINE_EXCEEDED"
         assert "longer than the 1 s timeout" in body["error"]["message"]
-        import time
-
-        deadline = time.monotonic() + 60
-        while (_raw(node, "POST", PREDICT, b'{"instances": [0]}')[0] != 200) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert _raw(node, "POST", PREDICT, b'{"instances": [0]}')[1] == {"predictions": ["woke"]}
+        assert _retry_until_ok(node, b'{"instances": [0]}') == {"predictions": ["woke"]}
 
 
 def test_load_failures_and_load_timeout_mark_the_version_failed(behaviours_dir: Path) -> None:
@@ -209,9 +181,6 @@ def test_user_prints_do_not_break_frames(behaviours_dir: Path) -> None:
 
 
 def test_a_full_queue_answers_503_at_once(behaviours_dir: Path) -> None:
-    import threading
-    import time
-
     with _node(behaviours_dir, "hangs.Hangs", max_pending=1) as node:
         slow = threading.Thread(target=lambda: _raw(node, "POST", PREDICT, b'{"instances": [2]}'))
         slow.start()

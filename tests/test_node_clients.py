@@ -8,13 +8,14 @@ variables) in a subprocess.
 
 from __future__ import annotations
 
-import http.client
+import importlib
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,30 +27,25 @@ import pytest
 from cprsdk import load_predictor
 from cprsdk.cli import main
 from cprsdk.testing import RunningNode, free_port, running_node
+from helpers import anonymous_credentials, cprsdk_serve, http, read_jsonl
 
-SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "zerocenterer-sklearn"
 VERSION = "projects/p/models/iris/versions/v1"
 ENDPOINT = "projects/p/locations/us-central1/endpoints/iris"
 
 
 @pytest.fixture(scope="module")
-def trained(trained_sample: Path) -> Path:
-    return trained_sample
-
-
-@pytest.fixture(scope="module")
-def instances(trained: Path) -> list[list[float]]:
-    rows = [json.loads(line) for line in (trained / "sample.jsonl").read_text().splitlines()]
+def instances(trained_sample: Path) -> list[list[float]]:
+    rows = read_jsonl(trained_sample / "sample.jsonl")
     return [*rows, [5, 3, 1, 0]]  # whole numbers: JSON ints from the ml client, doubles from Vertex
 
 
 @pytest.fixture(scope="module")
-def expected(trained: Path, instances: list[list[float]]) -> dict[str, Any]:
+def expected(trained_sample: Path, instances: list[list[float]]) -> dict[str, Any]:
     """The predictions of the sample loaded in this process: labels, and probabilities."""
     names = ("predictor", "preprocess")
     saved = {n: sys.modules.pop(n) for n in names if n in sys.modules}  # another test's `predictor`
     try:
-        predictor = load_predictor("predictor.MyPredictor", trained / "model", paths=[trained])
+        predictor = load_predictor("predictor.MyPredictor", trained_sample / "model", paths=[trained_sample])
         labels = predictor.predict(instances)
         probabilities = np.asarray(predictor.predict(instances, probabilities=True)).tolist()
     finally:
@@ -61,9 +57,9 @@ def expected(trained: Path, instances: list[list[float]]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def node(trained: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNode]:
+def node(trained_sample: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNode]:
     registry = str(tmp_path_factory.mktemp("clients-registry") / "registry")
-    assert main(["deploy", str(trained), "--model", "iris", "--version", "v1", "--registry", registry,
+    assert main(["deploy", str(trained_sample), "--model", "iris", "--version", "v1", "--registry", registry,
                  "--format", "json"]) == 0
     with running_node(registry=registry, poll_interval=0.2) as running:
         yield running
@@ -72,11 +68,10 @@ def node(trained: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ru
 @pytest.fixture(scope="module")
 def ml(node: RunningNode) -> Iterator[Any]:
     """google-api-python-client's ``ml`` v1 client, built offline from its bundled discovery document."""
-    from google.auth.credentials import AnonymousCredentials
     from googleapiclient.discovery import build
 
     client = build("ml", "v1", static_discovery=True, client_options={"api_endpoint": node.url},
-                   credentials=AnonymousCredentials())
+                   credentials=anonymous_credentials())
     yield client
     client.close()
 
@@ -84,11 +79,11 @@ def ml(node: RunningNode) -> Iterator[Any]:
 @pytest.fixture
 def vertex(node: RunningNode) -> Iterator[Any]:
     """google-cloud-aiplatform's PredictionServiceClient over REST, pointed at the node."""
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud.aiplatform_v1 import PredictionServiceClient
-
-    with PredictionServiceClient(transport="rest", client_options={"api_endpoint": node.url},
-                                 credentials=AnonymousCredentials()) as client:
+    # Imported by name, out of mypy's sight: once mypy follows this typed package it takes google.cloud
+    # for a typed namespace, and `from google.cloud import storage` (cprsdk/storage/_gcs.py) stops resolving.
+    aiplatform_v1: Any = importlib.import_module("google.cloud.aiplatform_v1")
+    with aiplatform_v1.PredictionServiceClient(transport="rest", client_options={"api_endpoint": node.url},
+                                               credentials=anonymous_credentials()) as client:
         yield client
 
 
@@ -169,7 +164,8 @@ def _parameters(data: dict[str, Any]) -> Any:
 def _predictions(response: Any) -> list[Any]:
     from google.protobuf import json_format
 
-    return json_format.MessageToDict(type(response).pb(response))["predictions"]  # type: ignore[no-any-return]
+    predictions: list[Any] = json_format.MessageToDict(type(response).pb(response))["predictions"]
+    return predictions
 
 
 def test_vertex_client_predicts_as_in_process(vertex: Any, instances: list[list[float]],
@@ -235,44 +231,22 @@ def test_curl_predicts_as_in_process(node: RunningNode, tmp_path: Path, instance
 
 
 def _http(port: int, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        conn.request(method, path, body=None if body is None else json.dumps(body),
-                     headers={"Content-Type": "application/json"})
-        response = conn.getresponse()
-        data = response.read()
-    finally:
-        conn.close()
-    return response.status, json.loads(data) if data else None
+    answer = http(f"http://127.0.0.1:{port}", method, path, None if body is None else json.dumps(body).encode(),
+                  timeout=30)
+    return answer.status, answer.json()
 
 
-def _healthy(port: int) -> bool:
-    try:
-        return _http(port, "GET", "/health")[0] == 200
-    except OSError:
-        return False
-
-
-def test_cprsdk_serve_runs_as_a_vertex_custom_container(trained: Path, tmp_path: Path,
+def test_cprsdk_serve_runs_as_a_vertex_custom_container(trained_sample: Path, tmp_path: Path,
                                                         instances: list[list[float]],
                                                         expected: dict[str, Any]) -> None:
     port = free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "AIP_HTTP_PORT": str(port), "AIP_HEALTH_ROUTE": "/health",
-           "AIP_PREDICT_ROUTE": "/predict", "AIP_STORAGE_URI": (trained / "model").as_uri()}
+    env = {"AIP_HTTP_PORT": str(port), "AIP_HEALTH_ROUTE": "/health", "AIP_PREDICT_ROUTE": "/predict",
+           "AIP_STORAGE_URI": (trained_sample / "model").as_uri()}
     log = tmp_path / "serve.log"
     work = tmp_path / "cwd"  # no cprsdk settings here: the model comes from AIP_STORAGE_URI alone
     work.mkdir()
-    with log.open("w") as stderr:
-        proc = subprocess.Popen([sys.executable, "-m", "cprsdk", "serve", "--package", str(trained),
-                                 "--prediction-class", "predictor.MyPredictor"],
-                                cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
-    try:
-        deadline = time.monotonic() + 60
-        while not _healthy(port):
-            assert proc.poll() is None, f"cprsdk serve exited with {proc.returncode}:\n{log.read_text()}"
-            assert time.monotonic() < deadline, f"/health never answered 200:\n{log.read_text()}"
-            time.sleep(0.1)
-
+    with cprsdk_serve(["--package", str(trained_sample), "--prediction-class", "predictor.MyPredictor"],
+                      port=port, log=log, ready_path="/health", cwd=work, env=env) as proc:
         status, body = _http(port, "POST", "/predict", {"instances": instances})
         assert status == 200, body
         assert body == {"predictions": expected["labels"], "deployedModelId": "v1"}
@@ -288,51 +262,14 @@ def test_cprsdk_serve_runs_as_a_vertex_custom_container(trained: Path, tmp_path:
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0, log.read_text()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
 
 
-SLOW = '''
-import time
-
-
-class MyPredictor:
-    @classmethod
-    def from_path(cls, model_dir):
-        return cls()
-
-    def predict(self, instances, **kwargs):
-        time.sleep(float(instances[0]))
-        return ["slept"]
-'''
-
-
-def test_a_signal_to_the_whole_process_group_still_drains_in_flight_requests(tmp_path: Path) -> None:
-    import threading
-
-    project = tmp_path / "slow"
-    (project / "model").mkdir(parents=True)
-    (project / "model" / "weights.txt").write_text("slow")
-    (project / "predictor.py").write_text(SLOW)
+def test_a_signal_to_the_whole_process_group_still_drains_in_flight_requests(behaviours: Path,
+                                                                            tmp_path: Path) -> None:
     port = free_port()
     log = tmp_path / "serve.log"
-    with log.open("w") as stderr:
-        proc = subprocess.Popen([sys.executable, "-m", "cprsdk", "serve", "--port", str(port), "--model-dir",
-                                 str(project / "model"), "--package", str(project), "--prediction-class",
-                                 "predictor.MyPredictor"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=stderr,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if _http(port, "GET", "/readyz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
+    with cprsdk_serve(["--port", str(port), "--model-dir", str(behaviours / "model"), "--package", str(behaviours),
+                       "--prediction-class", "hangs.Hangs"], port=port, log=log, cwd=tmp_path) as proc:
         answers: list[tuple[int, Any]] = []
         slow = threading.Thread(target=lambda: answers.append(
             _http(port, "POST", "/v1/projects/p/models/default:predict", {"instances": [2]})))
@@ -340,9 +277,5 @@ def test_a_signal_to_the_whole_process_group_still_drains_in_flight_requests(tmp
         time.sleep(0.5)
         os.killpg(proc.pid, signal.SIGTERM)  # as a terminal's Ctrl-C or systemd would: every process
         slow.join(30)
-        assert answers == [(200, {"predictions": ["slept"]})], log.read_text()
+        assert answers == [(200, {"predictions": ["woke"]})], log.read_text()
         assert proc.wait(60) == 0, log.read_text()
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
+import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,37 +13,38 @@ import pytest
 from cprsdk.cli import main
 from cprsdk.storage import open_store
 from cprsdk.testing import RunningNode, running_node
+from helpers import http, wait_until
 
 TOKEN = "a-test-token-that-is-long-enough"
-SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "zerocenterer-sklearn"
 
 
 @pytest.fixture(scope="module")
-def staged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def staged(trained_sample: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """The trained sample's model directory and sdist, staged in a file:// 'bucket'."""
     root = tmp_path_factory.mktemp("mgmt")
-    project = root / "sample"
-    shutil.copytree(SAMPLE, project, ignore=shutil.ignore_patterns("model", "dist", "sample.jsonl", "__pycache__"))
-    subprocess.run([sys.executable, "train.py"], cwd=project, check=True, capture_output=True)
-    assert main(["package", str(project), "--out", str(root / "dist"), "-q"]) == 0
+    assert main(["package", str(trained_sample), "--out", str(root / "dist"), "-q"]) == 0
     sdist = next((root / "dist").glob("*.tar.gz"))
     bucket_uri = f"file://{(root / 'bucket').as_posix()}"
     bucket = open_store(bucket_uri)
-    for path in (project / "model").iterdir():
+    for path in (trained_sample / "model").iterdir():
         bucket.upload_file(path, f"models/iris/{path.name}")
     bucket.upload_file(sdist, f"staging/{sdist.name}")
-    return {"bucket": bucket_uri, "origin": f"{bucket_uri}/models/iris", "package": f"{bucket_uri}/staging/{sdist.name}"}
+    return {"bucket": bucket_uri, "origin": f"{bucket_uri}/models/iris",
+            "package": f"{bucket_uri}/staging/{sdist.name}"}
 
 
 @pytest.fixture
-def node(staged: dict[str, Any], tmp_path: Path) -> Iterator[RunningNode]:
+def node(staged: dict[str, str], tmp_path: Path) -> Iterator[RunningNode]:
     with running_node(registry=str(tmp_path / "registry"), poll_interval=0.2, wait_ready=False,
                       admin_token=TOKEN, allowed_prefixes=(staged["bucket"],)) as running:
         yield running
 
 
+MlClient = Callable[[RunningNode], Any]
+
+
 @pytest.fixture
-def ml_client() -> Iterator[Any]:
+def ml_client() -> Iterator[MlClient]:
     """Builds Google's `ml` v1 client for a node, bearing the admin token; closes its connections."""
     from google.oauth2.credentials import Credentials
     from googleapiclient.discovery import build
@@ -53,8 +52,9 @@ def ml_client() -> Iterator[Any]:
     built: list[Any] = []
 
     def make(node: RunningNode) -> Any:
+        credentials = Credentials(token=TOKEN)  # type: ignore[no-untyped-call]  # google-auth leaves it untyped
         built.append(build("ml", "v1", static_discovery=True, client_options={"api_endpoint": node.url},
-                           credentials=Credentials(token=TOKEN)))
+                           credentials=credentials))
         return built[-1]
 
     yield make
@@ -63,18 +63,9 @@ def ml_client() -> Iterator[Any]:
 
 
 def _post(node: RunningNode, path: str, body: dict[str, Any], token: str | None) -> tuple[int, str]:
-    import json
-    import urllib.error
-    import urllib.request
-
-    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
-    request = urllib.request.Request(node.url + path, data=json.dumps(body).encode(), headers=headers)
-    try:
-        with urllib.request.urlopen(request) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code, exc.read().decode()
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    answer = http(node.url, "POST", path, json.dumps(body).encode(), headers)
+    return answer.status, answer.data.decode()
 
 
 def _wait_done(ml: Any, operation: dict[str, Any]) -> dict[str, Any]:
@@ -86,8 +77,8 @@ def _wait_done(ml: Any, operation: dict[str, Any]) -> dict[str, Any]:
     return operation
 
 
-def test_create_predict_set_default_delete_with_the_ml_client(node: RunningNode, staged: dict[str, Any],
-                                                              ml_client: Any) -> None:
+def test_create_predict_set_default_delete_with_the_ml_client(node: RunningNode, staged: dict[str, str],
+                                                              ml_client: MlClient) -> None:
     ml = ml_client(node)
     model = ml.projects().models().create(parent="projects/p", body={"name": "iris"}).execute()
     assert model["name"] == "projects/p/models/iris"
@@ -99,10 +90,8 @@ def test_create_predict_set_default_delete_with_the_ml_client(node: RunningNode,
     done = _wait_done(ml, operation)
     assert "error" not in done, done
     versions = ml.projects().models().versions()
-    deadline = time.monotonic() + 120
-    while versions.get(name="projects/p/models/iris/versions/v1").execute()["state"] != "READY":
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    wait_until(lambda: versions.get(name="projects/p/models/iris/versions/v1").execute()["state"] == "READY",
+               timeout=120, interval=0.2, what="iris/v1 READY")
     answer = ml.projects().predict(name="projects/p/models/iris", body={"instances": [[6.7, 3.0, 5.2, 2.3]]}).execute()
     assert answer == {"predictions": ["virginica"]}
 
@@ -136,8 +125,8 @@ def test_management_is_off_without_a_token(tmp_path: Path) -> None:
     assert status == 403 and "--admin-token-file" in text
 
 
-def test_batch_prediction_jobs_with_the_ml_client(node: RunningNode, staged: dict[str, Any], ml_client: Any,
-                                                  tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_batch_prediction_jobs_with_the_ml_client(node: RunningNode, staged: dict[str, str], ml_client: MlClient,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
     registry = node.app.manager.registry.uri
     sample = Path(staged["origin"].removeprefix("file://")).parent.parent  # the bucket folder
     assert main(["deploy", "--model", "iris", "--version", "v1", "--registry", registry, "--origin", staged["origin"],
@@ -147,7 +136,7 @@ def test_batch_prediction_jobs_with_the_ml_client(node: RunningNode, staged: dic
     (sample / "data").mkdir(exist_ok=True)
     (sample / "data" / "rows.jsonl").write_text(lines)
     ml = ml_client(node)
-    body = {"jobId": "score_rows", "predictionInput": {
+    body: dict[str, Any] = {"jobId": "score_rows", "predictionInput": {
         "dataFormat": "JSON", "inputPaths": [f"{staged['bucket']}/data/rows.jsonl"],
         "outputPath": f"{staged['bucket']}/scored", "modelName": "projects/p/models/iris"}}
     created = ml.projects().jobs().create(parent="projects/p", body=body).execute()

@@ -3,29 +3,28 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cprsdk.cli import main
-from cprsdk.registry.registry import Registry
+from cprsdk.errors import CprError
+from cprsdk.node.client import NodeClient
 from cprsdk.testing import RunningNode, free_port, running_node
+from helpers import PROJECTS, cprsdk_serve, wait_until
 
 
-def _project(root: Path, name: str, predictor: str) -> Path:
+def _project(root: Path, name: str, predictor: str, cls: str = "MyPredictor") -> Path:
+    """A bare project whose module is always `predictor`: ``predictor`` is its source, ``cls`` its class."""
     project = root / name
     (project / "model").mkdir(parents=True)
     (project / "model" / "weights.txt").write_text(name)
     (project / "predictor.py").write_text(predictor)
-    (project / "cprsdk.toml").write_text(f'name = "{name}"\nprediction_class = "predictor.MyPredictor"\n')
+    (project / "cprsdk.toml").write_text(f'name = "{name}"\nprediction_class = "predictor.{cls}"\n')
     return project
 
 
@@ -39,29 +38,8 @@ class MyPredictor:
         return ["{label}" for _ in instances]
 '''
 
-FAILS = '''
-class MyPredictor:
-    @classmethod
-    def from_path(cls, model_dir):
-        raise RuntimeError("the weights are for another architecture")
-
-    def predict(self, instances, **kwargs):
-        return instances
-'''
-
-SLOW = '''
-import time
-
-
-class MyPredictor:
-    @classmethod
-    def from_path(cls, model_dir):
-        return cls()
-
-    def predict(self, instances, **kwargs):
-        time.sleep(float(instances[0]))
-        return ["slept"]
-'''
+# A predictor whose from_path raises, as the `predictor` module of one more version.
+FAILS = (PROJECTS / "behaviours" / "from_path_raises.py").read_text()
 
 
 def _deploy(project: Path, registry: str, model: str, version: str, *extra: str) -> None:
@@ -69,41 +47,35 @@ def _deploy(project: Path, registry: str, model: str, version: str, *extra: str)
                  "--format", "json", *extra]) == 0
 
 
-def _wait(predicate: Callable[[], bool], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 def _state(node: RunningNode, model: str, version: str) -> dict[str, Any]:
     response = node.client.version(model, version)
-    return response.body if response.ok else {"state": "ABSENT"}  # type: ignore[no-any-return]
+    body: dict[str, Any] = response.body if response.ok else {"state": "ABSENT"}
+    return body
 
 
-def test_versions_with_the_same_module_names_stay_isolated(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_versions_with_the_same_module_names_stay_isolated(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     registry = str(tmp_path / "registry")
     _deploy(_project(tmp_path, "twin-a", TWIN.format(label="A")), registry, "twins", "a")
     _deploy(_project(tmp_path, "twin-b", TWIN.format(label="B")), registry, "twins", "b")
-    _deploy(_project(tmp_path, "broken", FAILS), registry, "twins", "broken")
+    _deploy(_project(tmp_path, "broken", FAILS, "FromPathRaises"), registry, "twins", "broken")
     with running_node(registry=registry, poll_interval=0.2) as node:
-        _wait(lambda: _state(node, "twins", "broken")["state"] == "FAILED")
+        wait_until(lambda: _state(node, "twins", "broken")["state"] == "FAILED", what="twins/broken FAILED")
         assert node.client.predict("twins", [1], version="a") == ["A"]
         assert node.client.predict("twins", [1], version="b") == ["B"]
         assert node.client.predict("twins", [1]) == ["A"]  # the first version is the default
         failed = _state(node, "twins", "broken")
-        assert "raised RuntimeError: the weights are for another architecture" in failed["errorMessage"]
+        assert "raised FileNotFoundError: model.joblib is missing from the model directory" in failed["errorMessage"]
 
         assert main(["versions", "set-default", "b", "--model", "twins", "--registry", registry]) == 0
-        _wait(lambda: node.client.predict("twins", [1]) == ["B"])
+        wait_until(lambda: node.client.predict("twins", [1]) == ["B"], what="the default to become b")
 
         assert main(["versions", "delete", "a", "--model", "twins", "--registry", registry]) == 0
-        _wait(lambda: _state(node, "twins", "a")["state"] == "ABSENT")
+        wait_until(lambda: _state(node, "twins", "a")["state"] == "ABSENT", what="twins/a to go")
         assert node.client.predict("twins", [1], version="b") == ["B"]
     capsys.readouterr()
 
 
-def test_deploy_wait_sees_ready_and_predict_cli_answers(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_deploy_wait_sees_ready_and_predict_cli_answers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     registry = str(tmp_path / "registry")
     project = _project(tmp_path, "waited", TWIN.format(label="W"))
     with running_node(registry=registry, poll_interval=0.2, wait_ready=False) as node:  # empty: never ready
@@ -119,36 +91,22 @@ def test_deploy_wait_sees_ready_and_predict_cli_answers(tmp_path: Path, capsys) 
         assert json.loads(capsys.readouterr().out)["error"]["code"] == 404
 
 
-def _alive(client: Any) -> bool:
-    from cprsdk.errors import CprError
-
-    try:
-        return bool(client.request("GET", "/healthz").ok)
-    except CprError:
-        return False
-
-
-def _ready(client: Any) -> bool:
-    from cprsdk.errors import CprError
-
+def _ready(client: NodeClient) -> bool:
     try:
         return bool(client.request("GET", "/readyz").ok)
     except CprError:
         return False
 
 
-def test_sigterm_drains_in_flight_requests_and_exits_zero(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_sigterm_drains_in_flight_requests_and_exits_zero(behaviours: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
     registry = str(tmp_path / "registry")
-    _deploy(_project(tmp_path, "slow", SLOW), registry, "slow", "v1")
+    _deploy(behaviours, registry, "slow", "v1", "--prediction-class", "hangs.Hangs")
     capsys.readouterr()
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "cprsdk", "serve", "--registry", registry, "--port", str(port)],
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        from cprsdk.node.client import NodeClient
-
+    log = tmp_path / "serve.log"
+    with cprsdk_serve(["--registry", registry, "--port", str(port)], port=port, log=log) as proc:
         client = NodeClient(f"http://127.0.0.1:{port}")
-        _wait(lambda: _alive(client) and client.request("GET", "/readyz").ok)
         answers: list[Any] = []
         slow = threading.Thread(target=lambda: answers.append(client.predict("slow", [2])))
         slow.start()
@@ -157,12 +115,8 @@ def test_sigterm_drains_in_flight_requests_and_exits_zero(tmp_path: Path, capsys
         time.sleep(0.2)
         assert not _ready(client)  # not ready at once: 503, or no longer accepting connections
         slow.join(30)
-        assert answers == [["slept"]]
-        assert proc.wait(60) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate(timeout=10)
+        assert answers == [["woke"]], log.read_text()
+        assert proc.wait(60) == 0, log.read_text()
 
 
 def _with_requirements(root: Path, name: str, dependencies: list[str]) -> Path:
@@ -176,14 +130,15 @@ def _with_requirements(root: Path, name: str, dependencies: list[str]) -> Path:
     return project
 
 
-def test_declared_requirements_are_met_or_the_version_fails_naming_them(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_declared_requirements_are_met_or_the_version_fails_naming_them(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
     registry = str(tmp_path / "registry")
     _deploy(_with_requirements(tmp_path, "needs_numpy", ["numpy>=1.0"]), registry, "reqs", "met")
     _deploy(_with_requirements(tmp_path, "needs_ghost", ["cprsdk-test-no-such-distribution==9.9.9"]),
             registry, "reqs", "unmet")
     capsys.readouterr()
     with running_node(registry=registry, poll_interval=0.2) as node:
-        _wait(lambda: _state(node, "reqs", "unmet")["state"] == "FAILED", timeout=180)
+        wait_until(lambda: _state(node, "reqs", "unmet")["state"] == "FAILED", timeout=180, what="reqs/unmet FAILED")
         assert node.client.predict("reqs", [1], version="met") == ["needs_numpy"]
         message = _state(node, "reqs", "unmet")["errorMessage"]
         assert "requires cprsdk-test-no-such-distribution==9.9.9, which could not be installed" in message

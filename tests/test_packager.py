@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tarfile
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from cprsdk import PickleCheckError, PredictorLoadError, QuotaError, load_settings, package
+from cprsdk import ConfigError, PackageResult, PickleCheckError, PredictorLoadError, QuotaError, load_settings, package
+from cprsdk.cli import main
 from cprsdk.packaging.packager import is_bare_folder
+from scenario import Project
 
-Project = Callable[[str], Path]
 
-
-def _package(src: Path, **flags: object):  # type: ignore[no-untyped-def]
+def _package(src: Path, **flags: object) -> PackageResult:
     flags.setdefault("out", str(src / "dist"))
     return package(load_settings(src, flags))
 
@@ -122,11 +122,8 @@ def test_missing_model_dir_named_explicitly_is_an_error(project: Project) -> Non
         _package(src, model_dir=str(src / "nowhere"))
 
 
-def test_requirements_txt_and_extra_files_ship_with_a_bare_folder(project: Project, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import json
-
-    from cprsdk.cli import main
-
+def test_requirements_txt_and_extra_files_ship_with_a_bare_folder(project: Project, capsys: pytest.CaptureFixture[str],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     src = project("ok")
     (src / "requirements.txt").write_text("numpy>=1.0  # arrays\n-i https://example.invalid/simple\n")
     (src / "vocab.txt").write_text("alpha\nbeta\n")
@@ -137,7 +134,9 @@ def test_requirements_txt_and_extra_files_ship_with_a_bare_folder(project: Proje
     result = _package(src)
     with tarfile.open(result.sdist) as tar:
         assert "ok_project-1.0/vocab.txt" in tar.getnames()
-        info = tar.extractfile("ok_project-1.0/PKG-INFO").read().decode()  # type: ignore[union-attr]
+        pkg_info = tar.extractfile("ok_project-1.0/PKG-INFO")
+        assert pkg_info is not None
+        info = pkg_info.read().decode()
     assert "Requires-Dist: numpy>=1.0" in info
     assert result.checks[-1].detail == "1 declared, all installed here"
     monkeypatch.chdir(src)
@@ -148,8 +147,6 @@ def test_requirements_txt_and_extra_files_ship_with_a_bare_folder(project: Proje
 
 
 def test_a_bad_requirements_line_is_named(project: Project) -> None:
-    from cprsdk import ConfigError
-
     src = project("ok")
     (src / "requirements.txt").write_text("numpy>=1.0\nnot a requirement!!\n")
     with pytest.raises(ConfigError, match=r"requirements.txt line 2: 'not a requirement!!' is not a requirement"):

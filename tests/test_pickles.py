@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import pickle
 import pickletools
+from collections.abc import Callable
 from pathlib import Path
 
-import joblib
+import joblib  # type: ignore[import-untyped]
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
@@ -17,7 +18,7 @@ from cprsdk.packaging.pickles import dangerous_reason, find_pickles
 
 
 class Payload:
-    def __reduce__(self):  # type: ignore[no-untyped-def]
+    def __reduce__(self) -> tuple[Callable[[str], int], tuple[str]]:
         return (os.system, ("touch SCANNER_RAN_IT",))
 
 

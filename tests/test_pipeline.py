@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from cprsdk.pipeline import ItemError, Pipeline, PipelineError
 from cprsdk.errors import CprError
+from cprsdk.pipeline import ItemError, Pipeline, PipelineError
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -48,7 +48,7 @@ def test_dict_keeps_its_keys_in_their_order() -> None:
 
 
 @pytest.mark.parametrize("kind", [list, tuple])
-def test_a_list_or_tuple_gives_index_output_pairs_in_index_order(kind: type) -> None:
+def test_a_list_or_tuple_gives_index_output_pairs_in_index_order(kind: type[list[Any]] | type[tuple[Any, ...]]) -> None:
     inputs = kind(range(40))
     out = Pipeline().add(jitter, workers=6).add(lambda b: [2 * x for x in b], batch_size=4)(inputs)
     assert type(out) is kind
@@ -330,7 +330,7 @@ def test_bad_calls_are_refused_before_anything_runs() -> None:
     with pytest.raises(PipelineError, match="no stages"):
         Pipeline()([1])
     with pytest.raises(PipelineError, match=r"single str .* Wrap it in a list"):
-        Pipeline().add(double)("abc")
+        Pipeline().add(double)("abc")  # type: ignore[call-overload]  # a str is refused, as the overloads say
     with pytest.raises(PipelineError, match="got int"):
         Pipeline().add(double)(7)  # type: ignore[call-overload]
     with pytest.raises(PipelineError, match="max_in_flight=4 is smaller than stage 'double'.s batch_size=8"):

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import textwrap
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -184,7 +184,7 @@ def test_abalone_featurizer_reads_str_bodies_and_answers_worker_responses(traine
     project = trained("sm-abalone")
     model = joblib.load(project / "model" / "model.joblib")
     adapter = _adapter(project)
-    labelled = _csv([[*row, rings] for row, rings in zip(ABALONE, (15, 7, 9))])
+    labelled = _csv([[*row, rings] for row, rings in zip(ABALONE, (15, 7, 9), strict=True)])
     data, kind = adapter.handle_raw(labelled, "text/csv", "application/json")
     assert kind == "application/json"
     assert json.loads(data) == {"instances": [{"features": f} for f in _featurized(model, ABALONE, [15, 7, 9])]}
@@ -361,8 +361,7 @@ def test_the_default_accept_comes_from_the_container_variable(trained: Callable[
 def test_the_stand_in_framework_encodes_decodes_and_answers(trained: Callable[[str], Path]) -> None:
     _adapter(trained("sm-output-forms"), "shim_codecs")
     # cprsdk's stand-in, which mypy cannot see:
-    from sagemaker_containers.beta.framework import (  # type: ignore[import-not-found]
-        content_types, encoders, errors, worker)
+    from sagemaker_containers.beta.framework import content_types, encoders, errors, worker  # type: ignore[import-not-found]
 
     assert (content_types.JSON, content_types.CSV, content_types.NPY) == ("application/json", "text/csv",
                                                                           "application/x-npy")
@@ -378,8 +377,8 @@ def test_the_stand_in_framework_encodes_decodes_and_answers(trained: Callable[[s
     assert (response.status_code, response.mimetype, response.get_data()) == (201, "application/json", b"[1]")
     assert worker.Response("a,b").content_type == "application/json"
     assert worker.Response("a,b", mimetype="text/csv").content_type == "text/csv; charset=utf-8"
-    from sagemaker_inference import (  # type: ignore[import-not-found]
-        content_types as types, decoder, encoder)
+    from sagemaker_inference import content_types as types  # type: ignore[import-not-found]
+    from sagemaker_inference import decoder, encoder
 
     assert decoder.decode(encoder.encode([[1, 2]], types.JSON), types.JSON).tolist() == [[1, 2]]
 

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,22 +10,17 @@ import pytest
 
 from cprsdk import load_predictor
 from cprsdk.cli import main
-
-SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "zerocenterer-sklearn"
-
-
-@pytest.fixture(scope="module")
-def trained(trained_sample: Path) -> Path:
-    return trained_sample
+from helpers import copy_built, read_jsonl
 
 
-def test_package_then_local_predict_equals_in_process(trained: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.chdir(trained)
+def test_package_then_local_predict_equals_in_process(trained_sample: Path, capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(trained_sample)
     assert main(["package", "-q"]) == 0
     sdist = Path(capsys.readouterr().out.strip())
-    assert sdist == trained / "dist" / "zerocenterer_sklearn-0.1.tar.gz"
-    instances = [json.loads(line) for line in (trained / "sample.jsonl").read_text().splitlines()]
-    in_process = load_predictor("predictor.MyPredictor", trained / "model", paths=[trained])
+    assert sdist == trained_sample / "dist" / "zerocenterer_sklearn-0.1.tar.gz"
+    instances = read_jsonl(trained_sample / "sample.jsonl")
+    in_process = load_predictor("predictor.MyPredictor", trained_sample / "model", paths=[trained_sample])
 
     assert main(["local", "predict", "--package", str(sdist), "--json-instances", "sample.jsonl"]) == 0
     labels = json.loads(capsys.readouterr().out)["predictions"]
@@ -40,9 +32,9 @@ def test_package_then_local_predict_equals_in_process(trained: Path, capsys, mon
     assert np.allclose(probabilities, in_process.predict(instances, probabilities=True))
 
 
-def test_leaving_preprocess_out_fails_naming_it(trained: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
-    broken = tmp_path / "broken"
-    shutil.copytree(trained, broken, ignore=shutil.ignore_patterns("dist"))
+def test_leaving_preprocess_out_fails_naming_it(trained_sample: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    broken = copy_built(trained_sample, tmp_path / "broken")
     (broken / "preprocess.py").unlink()
     assert main(["package", str(broken)]) == 1
     err = capsys.readouterr().err
@@ -51,11 +43,12 @@ def test_leaving_preprocess_out_fails_naming_it(trained: Path, tmp_path: Path, c
     assert not (broken / "dist").exists()
 
 
-def test_packaging_twice_gives_the_same_sha256(trained: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_packaging_twice_gives_the_same_sha256(trained_sample: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
     digests = []
     for out in ("a", "b"):
-        for path in trained.rglob("*.py"):
+        for path in trained_sample.rglob("*.py"):
             path.touch()
-        assert main(["package", str(trained), "--out", str(tmp_path / out), "--format", "json"]) == 0
+        assert main(["package", str(trained_sample), "--out", str(tmp_path / out), "--format", "json"]) == 0
         digests.append(json.loads(capsys.readouterr().out)["sha256"])
     assert digests[0] == digests[1]

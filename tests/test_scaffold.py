@@ -3,31 +3,29 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from cprsdk.cli import main
 from cprsdk.packaging.templating import available_templates
+from helpers import run_python, train
 
 
-def test_sklearn_template_works_as_generated(tmp_path: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_sklearn_template_works_as_generated(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
     dest = tmp_path / "iris-model"
     assert main(["init", str(dest), "--template", "sklearn"]) == 0
     assert "python train.py" in capsys.readouterr().err
     assert (dest / ".gitignore").is_file()
     assert 'name = "iris-model"' in (dest / "pyproject.toml").read_text()
-    subprocess.run([sys.executable, "train.py"], cwd=dest, check=True, capture_output=True)
+    train(dest)
     monkeypatch.chdir(dest)
     assert main(["local", "predict", "--json-instances", "sample.jsonl"]) == 0
     assert json.loads(capsys.readouterr().out)["predictions"][0] == "setosa"
     assert main(["package", "-q"]) == 0
     assert capsys.readouterr().out.strip().endswith("iris_model-0.1.tar.gz")
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=dest,
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run_python(dest, "-m", "pytest", "-q", "-p", "no:cacheprovider")
 
 
 def test_init_refuses_a_non_empty_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import tarfile
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from cprsdk import __version__, load_settings, package
 from cprsdk.packaging.build import build_distribution
-
-REPO = Path(__file__).resolve().parent.parent
+from helpers import REPO
+from scenario import Project
 
 
 def _tree(root: Path, prefix: str) -> set[str]:
@@ -43,7 +42,7 @@ def test_wheel_has_exactly_the_package_and_templates(tmp_path: Path) -> None:
     assert "cprsdk/templates/sklearn/gitignore" in names
 
 
-def test_user_sdist_holds_exactly_the_code(project: Callable[[str], Path]) -> None:
+def test_user_sdist_holds_exactly_the_code(project: Project) -> None:
     src = project("ok")
     result = package(load_settings(src, {"out": str(src / "dist")}))
     with tarfile.open(result.sdist) as tar:

@@ -26,6 +26,7 @@ from cprsdk.storage import (
     open_store,
     upload_many,
 )
+from servers import gcs_client
 
 
 @pytest.fixture
@@ -79,6 +80,23 @@ def race(n: int, call: Callable[[int], str]) -> list[str | Exception]:
     for thread in threads:
         thread.join()
     return results
+
+
+def assert_one_winner(store: Store, key: str, results: list[str | Exception], refusal: type[Exception],
+                      data: Callable[[int], bytes]) -> None:
+    """Of a race() of conditional writes to ``key``: each writer won (a token) or got ``refusal``;
+    exactly one won, and its ``data(i)`` is what is stored (on the loose test servers: a winner's)."""
+    winners = [i for i, result in enumerate(results) if isinstance(result, str)]
+    losers = [result for result in results if isinstance(result, refusal)]
+    assert len(winners) + len(losers) == len(results), results
+    tokens = [result for result in results if isinstance(result, str)]
+    final = store.read(key)
+    if not races_are_exact(store):
+        assert len(winners) >= 1
+        assert final.token in tokens
+    else:
+        assert len(winners) == 1
+        assert final == Blob(data=data(winners[0]), token=tokens[0])
 
 
 # --- read, write, tokens -------------------------------------------------------------------------
@@ -144,26 +162,14 @@ def test_create_only_write_refuses_an_existing_object_and_keeps_it(store: Store)
 def test_create_only_race_has_exactly_one_winner(store: Store) -> None:
     results = race(8, lambda i: store.write("versions/v1.json", f"writer {i}".encode(), if_absent=True))
 
-    winners = [i for i, result in enumerate(results) if isinstance(result, str)]
-    losers = [result for result in results if isinstance(result, AlreadyExists)]
-    assert len(winners) + len(losers) == 8, results
-    final = store.read("versions/v1.json")
-    if not races_are_exact(store):
-        assert len(winners) >= 1
-        assert final.token in [results[i] for i in winners]
-    else:
-        assert len(winners) == 1
-        assert final == Blob(data=f"writer {winners[0]}".encode(), token=results[winners[0]])
+    assert_one_winner(store, "versions/v1.json", results, AlreadyExists, lambda i: f"writer {i}".encode())
 
 
 def test_gcs_emulator_ignores_if_generation_match(gcs_uri: str) -> None:
     """Why the create-only race above is loose on gs:// in tests: the emulator itself overwrites."""
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage
-
     store = open_store(gcs_uri)
     store.write("x", b"first", if_absent=True)
-    client = storage.Client(project="cprsdk-test", credentials=AnonymousCredentials())
+    client = gcs_client()
     bucket, _, root = gcs_uri.removeprefix("gs://").partition("/")
     client.bucket(bucket).blob(f"{root}/x").upload_from_string(b"second", if_generation_match=0)
     client.close()
@@ -201,16 +207,7 @@ def test_compare_and_swap_race_has_exactly_one_winner(store: Store) -> None:
     base = store.write("models/iris.json", b"v0")
     results = race(8, lambda i: store.write("models/iris.json", f"v{i + 1}".encode(), if_token=base))
 
-    winners = [i for i, result in enumerate(results) if isinstance(result, str)]
-    losers = [result for result in results if isinstance(result, PreconditionFailed)]
-    assert len(winners) + len(losers) == 8, results
-    final = store.read("models/iris.json")
-    if not races_are_exact(store):
-        assert len(winners) >= 1
-        assert final.token in [results[i] for i in winners]
-    else:
-        assert len(winners) == 1
-        assert final == Blob(data=f"v{winners[0] + 1}".encode(), token=results[winners[0]])
+    assert_one_winner(store, "models/iris.json", results, PreconditionFailed, lambda i: f"v{i + 1}".encode())
 
 
 def test_a_write_takes_create_only_or_compare_and_swap_not_both(store: Store) -> None:

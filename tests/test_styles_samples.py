@@ -8,23 +8,19 @@ own tests exactly as generated.
 
 from __future__ import annotations
 
-import io
 import json
 import re
-import shutil
-import subprocess
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cprsdk.runtime.adapters import load_adapter
 from cprsdk.cli import main
+from cprsdk.runtime.adapters import load_adapter
 from cprsdk.testing import RunningNode, running_node
+from helpers import copy_sample, png, read_jsonl, run_python, train
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 TOP3 = {"num_preds": 3, "label": True}
 # sample folder -> (model name, prediction class, extra deploy flags)
 DEPLOYED = {
@@ -35,22 +31,15 @@ DEPLOYED = {
 SPECIES = ["setosa", "setosa", "versicolor", "versicolor", "virginica"]  # of the rows iris.data[::30]
 
 
-def _train(project: Path) -> None:
-    proc = subprocess.run([sys.executable, "train.py"], cwd=project, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-
-
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Path], str]:
     """Every sample copied, trained, packaged (`cprsdk package`) and deployed to one folder registry."""
     root = tmp_path_factory.mktemp("styles-samples")
     registry = str(root / "registry")
-    projects = {}
+    projects: dict[str, Path] = {}
     for sample, (model, _, flags) in DEPLOYED.items():
-        project = root / sample
-        shutil.copytree(SAMPLES / sample, project,
-                        ignore=shutil.ignore_patterns("model", "dist", "inputs", "__pycache__"))
-        _train(project)
+        project = copy_sample(sample, root / sample)
+        train(project)
         assert main(["package", str(project), "-q"]) == 0
         sdists = sorted((project / "dist").glob("*.tar.gz"))
         assert [s.name for s in sdists] == [f"{sample.replace('-', '_')}-0.1.tar.gz"]
@@ -88,7 +77,7 @@ def test_sagemaker_sample_csv_on_raw_predict_and_json_on_predict(deployed: tuple
     assert [row["species"] for row in answer] == SPECIES
     assert all(0.5 < row["confidence"] <= 1.0 for row in answer)
 
-    instances = [json.loads(line) for line in (project / "inputs" / "instances.jsonl").read_text().splitlines()]
+    instances = read_jsonl(project / "inputs" / "instances.jsonl")
     predictions = node.client.predict("iris_sagemaker", instances)
     in_process = json.loads(adapter.handle_json({"instances": instances}, vertex=False, version="v1"))
     assert predictions == in_process["predictions"] == answer  # JSON reaches input_fn as JSON
@@ -97,20 +86,12 @@ def test_sagemaker_sample_csv_on_raw_predict_and_json_on_predict(deployed: tuple
     assert status == 500 and "Unsupported Accept 'application/xml'" in json.loads(data)["error"]["message"]
 
 
-def _png(colour: tuple[int, int, int], size: tuple[int, int] = (20, 30), fmt: str = "PNG") -> bytes:
-    from PIL import Image
-
-    out = io.BytesIO()
-    Image.new("RGB", size, colour).save(out, format=fmt)
-    return out.getvalue()
-
-
 def test_hooks_sample_image_classifier_answers_top3_labels(deployed: tuple[dict[str, Path], str],
                                                            node: RunningNode) -> None:
     project = deployed[0]["iris-hooks"]
     adapter = _in_process(project, formatter="classification", formatter_args=TOP3)
     bodies = [((project / "inputs" / f"{c}.png").read_bytes(), "image/png", c) for c in ("red", "green", "blue")]
-    bodies.append((_png((30, 40, 210), (50, 20), "JPEG"), "image/jpeg", "blue"))  # any size, any Pillow format
+    bodies.append((png((30, 40, 210), (50, 20), "JPEG"), "image/jpeg", "blue"))  # any size, any Pillow format
     for body, content_type, colour in bodies:
         status, data, kind = node.client.raw_predict("colours", body, content_type)
         assert status == 200, data
@@ -131,7 +112,7 @@ def test_vertex_sample_gets_parameters_on_the_vertex_route(deployed: tuple[dict[
                                                            node: RunningNode) -> None:
     project = deployed[0]["iris-vertex"]
     adapter = _in_process(project)
-    instances = [json.loads(line) for line in (project / "inputs" / "instances.jsonl").read_text().splitlines()]
+    instances = read_jsonl(project / "inputs" / "instances.jsonl")
     route = "/v1/projects/p/locations/l/endpoints/iris_vertex:predict"
 
     for parameters, k in (({"top_k": 2}, 2), (None, 1)):
@@ -181,14 +162,14 @@ def _check_vertex(out: bytes) -> None:
 )
 def test_template_works_as_generated(tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes],
                                      monkeypatch: pytest.MonkeyPatch, template: str, module: str,
-                                     local_args: list[str], check: Any) -> None:
+                                     local_args: list[str], check: Callable[[bytes], None]) -> None:
     dest = tmp_path / f"my-{template}"
     assert main(["init", str(dest), "--template", template]) == 0
     assert (dest / ".gitignore").is_file() and (dest / f"{module}.py").is_file()
     pyproject = (dest / "pyproject.toml").read_text()
     assert f'name = "my-{template}"' in pyproject and f'py-modules = ["{module}"]' in pyproject
     assert not list(dest.rglob("*.tmpl"))
-    _train(dest)
+    train(dest)
     monkeypatch.chdir(dest)
     capsysbinary.readouterr()
     assert main(["package", "-q"]) == 0
@@ -198,7 +179,5 @@ def test_template_works_as_generated(tmp_path: Path, capsysbinary: pytest.Captur
     # the JSON instances every template writes, as the hint `cprsdk init` prints
     assert main(["local", "predict", "--json-instances", "sample.jsonl"]) == 0
     assert len(json.loads(capsysbinary.readouterr().out)["predictions"]) == 5
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=dest,
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = run_python(dest, "-m", "pytest", "-q", "-p", "no:cacheprovider")
     assert re.search(r"^2 passed", proc.stdout, re.MULTILINE), proc.stdout

@@ -45,7 +45,8 @@ def commit(store: Store, index: int, shard: dict[str, Any]) -> None:
     store.write(f"errors/{name}.jsonl", shard["errors"])
     store.write(f"_views/{name}.results.csv", shard["results_csv"])
     store.write(f"_views/{name}.errors.csv", shard["errors_csv"])
-    store.write(f"_committed/{name}.json", json.dumps({"succeeded": shard["succeeded"], "failed": shard["failed"]}).encode())
+    counts = {"succeeded": shard["succeeded"], "failed": shard["failed"]}
+    store.write(f"_committed/{name}.json", json.dumps(counts).encode())
 
 
 def write_views(store: Store, unreadable: list[dict[str, Any]], shards: Sequence[int]) -> None:

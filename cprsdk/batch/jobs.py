@@ -134,7 +134,8 @@ def _finish(store: Store, spec: JobSpec, total: int, shards: int, done: dict[int
     if stopped or incomplete:
         state, message = "STOPPED", "stopped before every shard was committed; run the same command to resume"
     elif rate > spec.max_error_rate:
-        state, message = "FAILED", f"{failed} of {total} records failed ({rate:.2%}), over --max-error-rate {spec.max_error_rate:g}"
+        state = "FAILED"
+        message = f"{failed} of {total} records failed ({rate:.2%}), over --max-error-rate {spec.max_error_rate:g}"
     else:
         state, message = "SUCCEEDED", ""
     write_views(store, unreadable, sorted(done))

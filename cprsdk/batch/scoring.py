@@ -103,7 +103,8 @@ def score_shard(spec: dict[str, Any], records: list[dict[str, Any]]) -> dict[str
     """
     results, errors = _score_lists(spec, records)
     return {"predictions": jsonl(results), "errors": jsonl(errors), "succeeded": len(results),
-            "failed": len(errors), "results_csv": csv_rows([[r["input"], json.dumps(r["prediction"])] for r in results]),
+            "failed": len(errors),
+            "results_csv": csv_rows([[r["input"], json.dumps(r["prediction"])] for r in results]),
             "errors_csv": csv_rows([[e["input"], e["errorType"], e["message"]] for e in errors])}
 
 
@@ -113,7 +114,10 @@ def csv_rows(rows: list[list[str]]) -> bytes:
     return out.getvalue().encode()
 
 
-def _score_lists(spec: dict[str, Any], records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+_Lines = list[dict[str, Any]]
+
+
+def _score_lists(spec: dict[str, Any], records: _Lines) -> tuple[_Lines, _Lines]:
     adapter = _adapter(spec)
     if spec["data_format"] == "files":
         return _score_files(adapter, records)

@@ -194,7 +194,8 @@ class Node:
     def _only_version(self) -> tuple[str, str]:
         live = [key for key, v in self.manager.versions.items() if v.state != "DELETING"]
         if len(live) != 1:
-            raise RequestError(f"/invocations and /ping need a node with exactly one version; this one has {len(live)}.",
+            raise RequestError(f"/invocations and /ping need a node with exactly one version; this one has "
+                               f"{len(live)}.",
                                status_code=404, hint="Use the :rawPredict route of the version you mean.")
         return live[0]
 

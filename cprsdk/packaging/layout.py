@@ -34,14 +34,17 @@ def is_bare_folder(src: Path) -> bool:
     return "build-system" not in data and "project" not in data
 
 
+def _skipped(path: Path, skip: set[Path]) -> bool:
+    """Left out of the sdist's copy: build outputs, caches, hidden folders and ``skip``."""
+    name = path.name
+    if name in _NEVER_COPY or name.endswith((".egg-info", ".pyc", ".pyo")):
+        return True
+    return (name.startswith(".") and path.is_dir()) or path.resolve() in skip
+
+
 def copy_project(src: Path, dest: Path, skip: set[Path]) -> None:
     def ignore(folder: str, names: list[str]) -> set[str]:
-        out = set()
-        for name in names:
-            full = Path(folder, name)
-            if full.resolve() in skip or name in _NEVER_COPY or name.endswith(".egg-info") or name.startswith(".") and full.is_dir() or name.endswith((".pyc", ".pyo")):
-                out.add(name)
-        return out
+        return {name for name in names if _skipped(Path(folder, name), skip)}
 
     shutil.copytree(src, dest, ignore=ignore, symlinks=False)
 

@@ -32,7 +32,8 @@ from cprsdk.packaging.limits import check_code_size, check_model_dir, format_mb
 from cprsdk.packaging.pickles import GlobalRef, dangerous_reason, find_pickles, scan_file
 from cprsdk.runtime.sandbox import run_job
 
-__all__ = ["Check", "ModelChecks", "PackageResult", "build_sdist", "check_code", "check_model", "is_bare_folder", "package"]
+__all__ = ["Check", "ModelChecks", "PackageResult", "build_sdist", "check_code", "check_model", "is_bare_folder",
+           "package"]
 
 _MAIN_MODULES = frozenset({"__main__", "__mp_main__"})
 

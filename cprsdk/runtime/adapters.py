@@ -384,5 +384,6 @@ def load_adapter(name: str, model_dir: str | os.PathLike[str], *, paths: Sequenc
         except Exception as exc:
             step = {"vertex": "load", "sagemaker": "model_fn", "hooks": "init"}.get(style, "from_path")
             raise PredictorImportError(f"{name}: {step}({directory!r}) raised {type(exc).__name__}: {exc}",
-                                       hint="Fix the loading code or the model directory (the traceback goes to the log).") from exc
+                                       hint="Fix the loading code or the model directory "
+                                            "(the traceback goes to the log).") from exc
 

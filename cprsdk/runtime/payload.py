@@ -35,7 +35,8 @@ def _refuse_constant(name: str) -> Any:
 def _parse_int(text: str) -> int:
     if len(text.lstrip("-")) > MAX_INT_DIGITS:
         raise RequestError(
-            f"The request contains an integer with {len(text.lstrip('-'))} digits; at most {MAX_INT_DIGITS} are accepted.",
+            f"The request contains an integer with {len(text.lstrip('-'))} digits; "
+            f"at most {MAX_INT_DIGITS} are accepted.",
             hint="Send very large numbers as strings.",
         )
     return int(text)

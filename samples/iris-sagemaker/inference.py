@@ -47,5 +47,5 @@ def output_fn(prediction, accept):
     if accept.split(";")[0].strip().lower() not in ("application/json", "*/*", ""):
         raise ValueError(f"Unsupported Accept {accept!r}: this model answers application/json.")
     species, confidence = prediction
-    rows = [{"species": str(s), "confidence": float(c)} for s, c in zip(species, confidence)]
+    rows = [{"species": str(s), "confidence": float(c)} for s, c in zip(species, confidence, strict=True)]
     return json.dumps(rows), "application/json"

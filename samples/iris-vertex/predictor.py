@@ -38,7 +38,7 @@ class IrisPredictor:
         rows, top_k = instances
         probabilities = self._model.predict_proba(rows)
         order = np.argsort(-probabilities, axis=1, kind="stable")[:, :top_k]
-        return [[(self._labels[i], float(p[i])) for i in best] for p, best in zip(probabilities, order)]
+        return [[(self._labels[i], float(p[i])) for i in best] for p, best in zip(probabilities, order, strict=True)]
 
     def postprocess(self, prediction_results):
         return {"predictions": [[{"species": s, "probability": p} for s, p in top] for top in prediction_results]}
