@@ -12,21 +12,60 @@ from cprsdk.batch.scoring import csv_rows
 from cprsdk.errors import ConfigError, NotFound
 from cprsdk.storage import Store
 
-__all__ = ["commit", "committed", "start", "write_views"]
+__all__ = ["commit", "committed", "describe_changes", "start", "write_views"]
 
 
-def start(store: Store, spec: Any, job: str) -> None:
-    """Write _job.json once; a rerun must describe the same job."""
-    record = {"id": job, "spec": spec.to_json(), "fingerprint": spec.fingerprint(),
+_JOB_FILES = ("predictions/", "errors/", "_views/", "_committed/")
+_JOB_OBJECTS = ("results.csv", "errors.csv", "summary.json", "_STOP", "_job.json")
+
+
+def start(store: Store, job: str, spec: dict[str, Any], fingerprint: dict[str, Any], *, restart: bool) -> None:
+    """Write _job.json once; a rerun must find the same fingerprint (``restart``: discard and begin again)."""
+    if restart:
+        _discard(store)
+    record = {"id": job, "spec": spec, "fingerprint": fingerprint,
               "createTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     try:
         existing = json.loads(store.read("_job.json").data)
     except NotFound:
         store.write("_job.json", json.dumps(record, indent=2).encode(), if_absent=True)
         return
-    if existing.get("fingerprint") != spec.fingerprint():
-        raise ConfigError(f"{spec.output} holds another job's output (different inputs or format).",
-                          hint="Use a new --output, or the same inputs and --data-format to resume that job.")
+    changes = describe_changes(existing.get("fingerprint") or {}, fingerprint)
+    if changes:
+        raise ConfigError(f"{store.uri} holds the output of a job that differs from this one: {'; '.join(changes)}.",
+                          hint="Rerun it unchanged to resume, add --restart to start over in this output, or "
+                               "use a new --output.")
+
+
+def _discard(store: Store) -> None:
+    """Remove what a job wrote (and nothing else) from its output."""
+    for prefix in _JOB_FILES:
+        for info in store.list(prefix):
+            store.delete(info.key)
+    for key in _JOB_OBJECTS:
+        store.delete(key)
+
+
+def describe_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Sentences naming what differs between two job fingerprints (empty: the same job)."""
+    changes = _object_changes(old.get("objects") or [], new.get("objects") or [])
+    if old.get("version") != new.get("version"):
+        changes.append(f"the version changed (digest {str(old.get('version'))[:12]} is now {str(new['version'])[:12]})")
+    for key, flag in (("prediction_class", "the prediction class"), ("data_format", "--data-format"),
+                      ("shard_size", "--shard-size"), ("key_field", "--key-field")):
+        if old.get(key) != new.get(key):
+            changes.append(f"{flag} was {old.get(key)!r}, now {new.get(key)!r}")
+    return changes
+
+
+def _object_changes(old: list[list[Any]], new: list[list[Any]]) -> list[str]:
+    before = {url: (size, token) for url, size, token in old}
+    after = {url: (size, token) for url, size, token in new}
+    changes = [f"input {url} is new" for url in after if url not in before]
+    changes += [f"input {url} is gone" for url in before if url not in after]
+    changes += [f"input {url} changed (size {before[url][0]} -> {after[url][0]})" for url in after
+                if url in before and before[url] != after[url]]
+    return changes
 
 
 def committed(store: Store) -> dict[int, dict[str, Any]]:

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from cprsdk.errors import ConfigError, CprError
-from cprsdk.storage import Store, open_store
+from cprsdk.storage import ObjectInfo, Store, open_store
 
-__all__ = ["Record", "expand", "read_inputs", "records", "wire"]
+__all__ = ["InputObject", "Record", "expand", "list_objects", "read_inputs", "records", "wire"]
 
 _GLOB = set("*?[")
 _SUFFIX_TYPES = {".json": "application/json", ".csv": "text/csv", ".npy": "application/x-npy", ".txt": "text/plain",
@@ -32,22 +32,50 @@ class Record:
     content_type: str = ""
 
 
-def expand(uri: str) -> list[tuple[Store, str]]:
-    """(store, key) of every object an input URI names: one object, a folder, or a glob."""
+@dataclass(frozen=True)
+class InputObject:
+    """One input object as listed: where it is, and what identifies its content (size, token)."""
+
+    store: Store
+    info: ObjectInfo
+
+    @property
+    def url(self) -> str:
+        return self.store.url(self.info.key)
+
+    def identity(self) -> list[Any]:
+        """What a resumed job must find unchanged: URL, size, and the store's version token."""
+        return [self.url, self.info.size, self.info.token]
+
+
+def expand(uri: str) -> list[InputObject]:
+    """Every object an input URI names: one object, a folder, or a glob."""
     if "://" not in uri:
         uri = os.path.abspath(uri)
     if any(c in _GLOB for c in uri):
         base = uri[: min(uri.index(c) for c in _GLOB if c in uri)].rpartition("/")[0]
         store = open_store(base)
         pattern = uri[len(base) + 1:]
-        return [(store, i.key) for i in store.list() if fnmatch.fnmatch(i.key, pattern)]
+        return [InputObject(store, i) for i in store.list() if fnmatch.fnmatch(i.key, pattern)]
     parent, _, leaf = uri.rstrip("/").rpartition("/")
     if parent:
         store = open_store(parent)
-        if store.stat(leaf) is not None:
-            return [(store, leaf)]
+        info = store.stat(leaf)
+        if info is not None:
+            return [InputObject(store, info)]
     folder = open_store(uri)
-    return [(folder, i.key) for i in folder.list()]
+    return [InputObject(folder, i) for i in folder.list()]
+
+
+def list_objects(uris: Sequence[str]) -> list[InputObject]:
+    """The objects of every input URI, in a deterministic order (by URL)."""
+    objects: list[InputObject] = []
+    for uri in uris:
+        found = expand(uri)
+        if not found:
+            raise ConfigError(f"--input {uri} matches no object.", hint="Check the URI or the glob.")
+        objects.extend(found)
+    return sorted(objects, key=lambda o: o.url)
 
 
 def records(store: Store, key: str, data_format: str, key_field: str | None) -> Iterator[Record]:
@@ -70,22 +98,16 @@ def records(store: Store, key: str, data_format: str, key_field: str | None) -> 
             yield Record(f"{uri}:{number}", {"header": header, "row": row})
 
 
-def read_inputs(uris: Sequence[str], data_format: str,
+def read_inputs(objects: Sequence[InputObject], data_format: str,
                 key_field: str | None) -> tuple[list[Record], list[dict[str, Any]]]:
-    """Every record, in a deterministic order, and the inputs that could not be read at all."""
+    """Every record of ``objects``, in order, and the inputs that could not be read at all."""
     found_records: list[Record] = []
     unreadable: list[dict[str, Any]] = []
-    objects: list[tuple[Store, str]] = []
-    for uri in uris:
-        found = expand(uri)
-        if not found:
-            raise ConfigError(f"--input {uri} matches no object.", hint="Check the URI or the glob.")
-        objects.extend(found)
-    for store, key in sorted(objects, key=lambda item: item[0].url(item[1])):
+    for obj in objects:
         try:
-            found_records.extend(records(store, key, data_format, key_field))
+            found_records.extend(records(obj.store, obj.info.key, data_format, key_field))
         except (UnicodeDecodeError, CprError, OSError) as exc:
-            unreadable.append({"input": store.url(key), "errorType": type(exc).__name__, "message": str(exc)})
+            unreadable.append({"input": obj.url, "errorType": type(exc).__name__, "message": str(exc)})
     return found_records, unreadable
 
 

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from cprsdk.batch.commits import commit, committed, start, write_views
 from cprsdk.batch.engines import Engine
-from cprsdk.batch.inputs import read_inputs, wire
+from cprsdk.batch.inputs import InputObject, list_objects, read_inputs, wire
 from cprsdk.runtime.resolved import ResolvedVersion
 from cprsdk.storage import Store, open_store
 
@@ -59,10 +59,11 @@ class JobSpec:
         stored: dict[str, Any] = json.loads(json.dumps(data))
         return stored  # tuples become lists, as _job.json holds them
 
-    def fingerprint(self) -> dict[str, Any]:
-        keep = ("inputs", "data_format", "shard_size", "key_field")
-        found = {k: v for k, v in self.to_json().items() if k in keep}
-        return {**found, "prediction_class": self.version.prediction_class, "version": self.version.digest}
+    def fingerprint(self, objects: Sequence[InputObject]) -> dict[str, Any]:
+        """What a resumed run must find unchanged: the exact input objects, the version, the output's shape."""
+        return {"objects": [o.identity() for o in objects], "version": self.version.digest,
+                "prediction_class": self.version.prediction_class, "data_format": self.data_format,
+                "shard_size": self.shard_size, "key_field": self.key_field}
 
     def worker_payload(self) -> dict[str, Any]:
         """What a worker needs to score a shard (sent with every shard)."""
@@ -93,12 +94,18 @@ def job_id(output: str) -> str:
     return "job-" + hashlib.sha256(output.rstrip("/").encode()).hexdigest()[:12]
 
 
-def run_job(spec: JobSpec, *, progress: Callable[[int, int], None] = lambda done, total: None) -> JobSummary:
-    """Run (or resume) a job to the end, or until it is asked to stop."""
+def run_job(spec: JobSpec, *, progress: Callable[[int, int], None] = lambda done, total: None,
+            restart: bool = False) -> JobSummary:
+    """Run (or resume) a job to the end, or until it is asked to stop.
+
+    A rerun resumes only if the inputs, the version and the output's shape are unchanged; else it
+    refuses, naming what changed. ``restart`` discards the job's earlier output and starts over.
+    """
     store = open_store(spec.output)
-    start(store, spec, job_id(spec.output))
+    objects = list_objects(spec.inputs)
+    start(store, job_id(spec.output), spec.to_json(), spec.fingerprint(objects), restart=restart)
     store.delete("_STOP")
-    records, unreadable = read_inputs(spec.inputs, spec.data_format, spec.key_field)
+    records, unreadable = read_inputs(objects, spec.data_format, spec.key_field)
     shards = [records[i:i + spec.shard_size] for i in range(0, len(records), spec.shard_size)]
     done = committed(store)
     payload = spec.worker_payload()
@@ -133,6 +140,8 @@ def _finish(store: Store, spec: JobSpec, total: int, shards: int, done: dict[int
     rate = failed / total if total else 0.0
     if stopped or incomplete:
         state, message = "STOPPED", "stopped before every shard was committed; run the same command to resume"
+    elif total and not succeeded:
+        state, message = "FAILED", f"every record failed ({failed} of {total}); see errors.csv"
     elif rate > spec.max_error_rate:
         state = "FAILED"
         message = f"{failed} of {total} records failed ({rate:.2%}), over --max-error-rate {spec.max_error_rate:g}"

@@ -78,7 +78,7 @@ def _cmd_batch_predict(args: argparse.Namespace) -> int:
     spec = _job_spec(args, *_version(args))
     index.remember(jobs.job_id(spec.output), spec.output)
     err(f"job {jobs.job_id(spec.output)}: writing to {spec.output}")
-    summary = jobs.run_job(spec, progress=_progress)
+    summary = jobs.run_job(spec, progress=_progress, restart=args.restart)
     print(json.dumps(summary.to_json(), indent=2))
     if summary.message:
         err(("ERROR: " if summary.state == "FAILED" else "note: ") + summary.message)
@@ -144,6 +144,9 @@ def _add_predict_parser(actions: Subparsers) -> None:
     p.add_argument("--max-error-rate", type=float, default=1.0, metavar="F",
                    help="fail the job when more than this fraction of records fails (0.01 = 1%%; default: 1)")
     p.add_argument("--key-field", metavar="NAME", help="write this field of each record instead of the instance")
+    p.add_argument("--restart", action="store_true",
+                   help="discard this job's earlier output in --output and start over (a rerun without it "
+                   "resumes, and refuses if the inputs, the version or the output's shape changed)")
     p.add_argument("--engine", choices=("local", "dask"), default="local", help="(default: local)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="with --engine dask: the scheduler (default: a local cluster)")

@@ -1,0 +1,104 @@
+"""Exact resume: a rerun continues only the same job (inputs, version, output shape), else it names what changed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cprsdk.cli import main
+
+ROW = [5.1, 3.5, 1.4, 0.2]
+
+
+@pytest.fixture(autouse=True)
+def _jobs_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+
+
+def _rows(count: int, offset: float = 0.0) -> str:
+    return "".join(json.dumps([r + offset + i % 3 for r in ROW]) + "\n" for i in range(count))
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any], str]:
+    code = main(["batch", "predict", *argv])
+    out, err = capsys.readouterr()
+    return code, json.loads(out) if out.strip() else {}, err
+
+
+def _local(sample: Path) -> list[str]:
+    return ["--model-dir", str(sample / "model"), "--package", str(sample), "--prediction-class",
+            "predictor.MyPredictor"]
+
+
+def _predictions(output: Path) -> list[str]:
+    return [line for part in sorted((output / "predictions").glob("part-*.jsonl"))
+            for line in part.read_text().splitlines()]
+
+
+def test_a_new_input_matching_the_glob_is_refused_then_restart_starts_over(
+    trained_sample: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "in"
+    data.mkdir()
+    (data / "b.jsonl").write_text(_rows(8))
+    (data / "c.jsonl").write_text(_rows(4, 1.0))
+    out = tmp_path / "out"
+    argv = [*_local(trained_sample), "--input", str(data / "*.jsonl"), "--output", str(out), "--shard-size", "4"]
+    code, first, _ = _run(capsys, *argv)
+    assert code == 0 and first["succeeded"] == 12
+    (data / "a.jsonl").write_text(_rows(4, 2.0))  # sorts first: every record number would shift
+    code, _, err = _run(capsys, *argv)
+    assert code == 1
+    assert f"input file://{data}/a.jsonl is new" in err and "--restart" in err
+    assert len(_predictions(out)) == 12  # the earlier output is untouched
+    code, again, _ = _run(capsys, *argv, "--restart")
+    assert code == 0 and again["succeeded"] == again["total"] == 16 and again["shards"] == 4
+    assert len(_predictions(out)) == 16  # no duplicate, none missing
+    code, resumed, _ = _run(capsys, *argv)  # unchanged now: resumes (nothing left to do)
+    assert code == 0 and resumed["succeeded"] == 16
+
+
+def test_a_rewritten_input_and_another_shard_size_are_named(
+    trained_sample: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "rows.jsonl"
+    data.write_text(_rows(6))
+    out = tmp_path / "out"
+    argv = [*_local(trained_sample), "--input", str(data), "--output", str(out)]
+    assert _run(capsys, *argv)[0] == 0
+    data.write_text(_rows(7))
+    code, _, err = _run(capsys, *argv, "--shard-size", "5")
+    assert code == 1
+    assert f"input file://{data} changed (size " in err
+    assert "--shard-size was 1000, now 5" in err
+
+
+def test_another_version_of_the_model_is_refused(
+    trained_sample: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry = str(tmp_path / "registry")
+    for version in ("v1", "v2"):
+        assert main(["deploy", str(trained_sample), "--model", "iris", "--version", version,
+                     "--registry", registry, "--description", version]) == 0
+    data = tmp_path / "rows.jsonl"
+    data.write_text(_rows(5))
+    argv = ["--model", "iris", "--registry", registry, "--input", str(data), "--output", str(tmp_path / "out")]
+    capsys.readouterr()
+    assert _run(capsys, *argv)[0] == 0  # v1, the default
+    assert main(["versions", "set-default", "v2", "--model", "iris", "--registry", registry]) == 0
+    capsys.readouterr()
+    code, _, err = _run(capsys, *argv)
+    assert code == 1 and "the version changed (digest " in err
+
+
+def test_a_job_in_which_every_record_failed_is_failed(
+    trained_sample: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "rows.jsonl"
+    data.write_text("{not json\n[1, 2]\n")  # malformed, then the wrong number of features
+    code, summary, err = _run(capsys, *_local(trained_sample), "--input", str(data), "--output", str(tmp_path / "o"))
+    assert code == 1 and summary["state"] == "FAILED" and summary["failed"] == 2
+    assert "every record failed (2 of 2)" in err
