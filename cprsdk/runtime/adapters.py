@@ -36,6 +36,7 @@ from cprsdk.runtime.sagemaker import (
     default_output,
     default_predict,
     effective_accept,
+    model_predict,
     request_body,
     response_parts,
     unsupported_format,
@@ -132,15 +133,6 @@ def _wants_context(fn: Any, base: int) -> bool:
 
 def _call(fn: Any, args: Sequence[Any], context: SageMakerContext) -> Any:
     return fn(*args, context) if _wants_context(fn, len(args)) else fn(*args)
-
-
-def _default_predict(data: Any, model: Any) -> Any:
-    if hasattr(model, "predict"):
-        return model.predict(data)
-    if callable(model):
-        return model(data)
-    raise PredictorContractError(f"The model is a {type(model).__name__} with no predict method.",
-                                 hint="Define predict_fn(data, model) (SageMaker) or predict(data, model) (hooks).")
 
 
 def _step(fn: Any, args: Sequence[Any], context: SageMakerContext, unsupported_status: int) -> Any:
@@ -253,7 +245,8 @@ class HookAdapter(Adapter):
         else:
             data = decode(raw, content_type, shape=_declared_shape(self.model, self.formatter_args))
         predict = getattr(self.module, "predict", None)
-        output = predict(data, self.model) if predict is not None else _default_predict(data, self.model)
+        output = predict(data, self.model) if predict is not None else model_predict(
+            data, self.model, hint="Define predict(data, model) in the hook module.")
         postprocess = getattr(self.module, "postprocess", None)
         if postprocess is not None:
             return _body_and_type(postprocess(output, raw), JSON)

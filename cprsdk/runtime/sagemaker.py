@@ -117,12 +117,16 @@ def default_predict(data: Any, model: Any) -> Any:
             model = model.to(device)
             model.eval()
             return model(data.to(device) if isinstance(data, torch.Tensor) else data)
+    return model_predict(data, model, hint="Define predict_fn(data, model).")
+
+
+def model_predict(data: Any, model: Any, *, hint: str) -> Any:
+    """``model.predict(data)``, or ``model(data)`` for a callable; ``hint`` says what to define instead."""
     if hasattr(model, "predict"):
         return model.predict(data)
     if callable(model):
         return model(data)
-    raise PredictorContractError(f"The model is a {type(model).__name__} with no predict method.",
-                                 hint="Define predict_fn(data, model).")
+    raise PredictorContractError(f"The model is a {type(model).__name__} with no predict method.", hint=hint)
 
 
 def _pick(accept: str) -> str:
