@@ -23,6 +23,7 @@
     ├── ItemFailure               internal: one Pipeline item failed, known by a type name and message
     ├── SetupFailure              internal: a Pipeline stage's setup failed, so the run stops
     ├── LoadFailed                internal: a node's worker did not load its predictor (500)
+    ├── WorkerLost                internal: a batch worker process died while scoring a shard (500)
     ├── Overloaded                a version's queue on the node is full (503)
     ├── NodeUnreachable           no prediction node answered a NodeClient (500)
     ├── NodeError                 a prediction node answered a NodeClient with an error (the node's status)
@@ -88,6 +89,7 @@ __all__ = [
     "Stopped",
     "UnreadablePickle",
     "WaitTimeout",
+    "WorkerLost",
     "error_body",
     "error_bytes",
     "status_name",
@@ -242,6 +244,12 @@ class SetupFailure(CprError):
 
 class LoadFailed(CprError):
     """The predictor did not load in a node's worker: its error, or the load timeout."""
+
+    status_code = 500
+
+
+class WorkerLost(CprError):
+    """A batch worker process died while scoring a shard; the message says how it exited."""
 
     status_code = 500
 

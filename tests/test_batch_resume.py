@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -102,3 +103,32 @@ def test_a_job_in_which_every_record_failed_is_failed(
     code, summary, err = _run(capsys, *_local(trained_sample), "--input", str(data), "--output", str(tmp_path / "o"))
     assert code == 1 and summary["state"] == "FAILED" and summary["failed"] == 2
     assert "every record failed (2 of 2)" in err
+
+
+BEHAVIOURS = Path(__file__).resolve().parent / "projects" / "behaviours"
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_records_that_kill_the_worker_become_error_lines_and_the_job_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], workers: str
+) -> None:
+    data = tmp_path / "rows.jsonl"
+    lines = ['"ok"'] * 40
+    lines[7], lines[29] = '"exit"', '"segfault"'
+    data.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    code, summary, _ = _run(capsys, "--model-dir", str(BEHAVIOURS / "model"), "--package", str(BEHAVIOURS),
+                            "--prediction-class", "crashes.Crashes", "--input", str(data), "--output", str(out),
+                            "--shard-size", "16", "--batch-size", "4", "--workers", workers)
+    assert code == 0, summary
+    assert (summary["state"], summary["succeeded"], summary["failed"], summary["incomplete"]) == ("SUCCEEDED", 38, 2, 0)
+    errors = [json.loads(line) for part in sorted((out / "errors").glob("part-*.jsonl"))
+              for line in part.read_text().splitlines()]
+    assert [(e["input"], e["errorType"]) for e in errors] == [(f"{data.as_uri()}:8", "WorkerExited"),
+                                                              (f"{data.as_uri()}:30", "WorkerExited")]
+    # How it exited is named when the pool still knew the process (nearly always; a reaping race can hide it).
+    assert re.fullmatch(r"the worker process exited( with exit code 7)? while predicting this record",
+                        errors[0]["message"]), errors[0]
+    assert re.fullmatch(r"the worker process exited( with signal SIGSEGV)? while predicting this record",
+                        errors[1]["message"]), errors[1]
+    assert len(_predictions(out)) == 38

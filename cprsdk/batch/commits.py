@@ -32,7 +32,7 @@ def start(store: Store, job: str, spec: dict[str, Any], fingerprint: dict[str, A
         return
     changes = describe_changes(existing.get("fingerprint") or {}, fingerprint)
     if changes:
-        raise ConfigError(f"{store.uri} holds the output of a job that differs from this one: {'; '.join(changes)}.",
+        raise ConfigError(f"{store.uri} holds another job's output: {'; '.join(changes)}.",
                           hint="Rerun it unchanged to resume, add --restart to start over in this output, or "
                                "use a new --output.")
 

@@ -1,16 +1,32 @@
-"""Where shards are scored: local worker processes (spawned), or a Dask cluster."""
+"""Where shards are scored: local worker processes (spawned), or a Dask cluster.
+
+A worker that dies while scoring (``os._exit``, a segfault, the OOM killer) surfaces as
+:class:`cprsdk.errors.WorkerLost` from :meth:`Engine.result`, with the way it exited; the job then
+isolates the record at fault (see ``jobs.py``) and the engine starts fresh workers.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
 import os
+import signal
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from cprsdk.batch.scoring import score_shard
-from cprsdk.errors import ConfigError
+from cprsdk.errors import ConfigError, WorkerLost
 from cprsdk.runtime.child import exit_with_parent
 
 __all__ = ["Engine"]
+
+
+def _exit_text(code: int | None) -> str:
+    if code is not None and code < 0:
+        with contextlib.suppress(ValueError):
+            return f"with signal {signal.Signals(-code).name}"
+    return "" if code is None else f"with exit code {code}"
 
 
 class Engine:
@@ -20,6 +36,7 @@ class Engine:
         self.spec = spec
         self._client: Any = None
         self._pool: ProcessPoolExecutor | None = None
+        self._workers: dict[int, Any] = {}  # pid -> the pool's Process objects
         if spec.engine == "dask":
             try:
                 from distributed import Client  # type: ignore[import-not-found,unused-ignore]
@@ -28,20 +45,45 @@ class Engine:
             self._client = (Client(spec.scheduler) if spec.scheduler  # type: ignore[no-untyped-call]
                             else Client(processes=True, n_workers=spec.workers))  # type: ignore[no-untyped-call]
         else:
-            import multiprocessing
+            self._pool = self._new_pool()
 
-            self._pool = ProcessPoolExecutor(max_workers=spec.workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=exit_with_parent, initargs=(os.getpid(),))
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=self.spec.workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=exit_with_parent, initargs=(os.getpid(),))
 
     def submit(self, payload: dict[str, Any], records: list[dict[str, Any]]) -> Any:
         if self._client is not None:
             return self._client.submit(score_shard, payload, records, pure=False)
         assert self._pool is not None
-        return self._pool.submit(score_shard, payload, records)
+        future = self._pool.submit(score_shard, payload, records)
+        self._workers.update(getattr(self._pool, "_processes", None) or {})  # to tell how one exited
+        return future
 
-    @staticmethod
-    def result(future: Any) -> Any:
-        return future.result()
+    def result(self, future: Any) -> Any:
+        """The shard's output; :class:`WorkerLost` if the worker scoring it died."""
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            raise WorkerLost(f"the worker process exited {self._how_workers_exited()}".rstrip()) from None
+        except Exception as exc:
+            if type(exc).__name__ == "KilledWorker":  # Dask gave up after its workers died on this task
+                raise WorkerLost(f"the Dask workers running it died ({exc})") from None
+            raise
+
+    def _how_workers_exited(self) -> str:
+        processes = list(self._workers.values())
+        for process in processes:
+            process.join(timeout=2)
+        codes = {p.exitcode for p in processes if p.exitcode not in (None, 0)}
+        if len(codes) > 1:  # the pool ends the other workers with SIGTERM once one died
+            codes.discard(-signal.SIGTERM)
+        return " or ".join(_exit_text(code) for code in sorted(codes))
+
+    def restart(self) -> None:
+        """Fresh workers after one died (the local pool is unusable then; Dask replaces its own)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool, self._workers = self._new_pool(), {}
 
     def close(self) -> None:
         if self._pool is not None:

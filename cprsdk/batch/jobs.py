@@ -30,6 +30,8 @@ from typing import Any
 from cprsdk.batch.commits import commit, committed, start, write_views
 from cprsdk.batch.engines import Engine
 from cprsdk.batch.inputs import InputObject, list_objects, read_inputs, wire
+from cprsdk.batch.scoring import lost_record, merge_shards
+from cprsdk.errors import WorkerLost
 from cprsdk.runtime.resolved import ResolvedVersion
 from cprsdk.storage import Store, open_store
 
@@ -121,15 +123,38 @@ def run_job(spec: JobSpec, *, progress: Callable[[int, int], None] = lambda done
                 pending[engine.submit(payload, [wire(r) for r in shards[index]])] = index
             future = next(iter(pending))
             index = pending.pop(future)
-            shard = engine.result(future)
-            commit(store, index, shard)
-            done[index] = {"succeeded": shard["succeeded"], "failed": shard["failed"]}
+            try:
+                finished = [(index, engine.result(future))]
+            except WorkerLost:  # every shard in flight is lost with the worker: rerun each alone
+                lost = [index, *pending.values()]
+                pending.clear()
+                engine.restart()
+                finished = [(i, score_alone(engine, payload, [wire(r) for r in shards[i]])) for i in lost]
+            for index, shard in finished:
+                commit(store, index, shard)
+                done[index] = {"succeeded": shard["succeeded"], "failed": shard["failed"]}
             progress(len(done), len(shards))
             if not stopped and store.exists("_STOP"):
                 stopped, todo = True, []
     finally:
         engine.close()
     return _finish(store, spec, len(records) + len(unreadable), len(shards), done, unreadable, stopped)
+
+
+def score_alone(engine: Engine, payload: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Score ``records`` with nothing else in flight; if the worker dies, bisect down to the record at fault.
+
+    That record becomes an error line naming how the worker exited; the others are scored as usual.
+    """
+    try:
+        return engine.result(engine.submit(payload, records))  # type: ignore[no-any-return]
+    except WorkerLost as exc:
+        engine.restart()
+        if len(records) == 1:
+            return lost_record(records[0]["ref"], f"{exc.message} while predicting this record")
+        middle = len(records) // 2
+        return merge_shards(score_alone(engine, payload, records[:middle]),
+                            score_alone(engine, payload, records[middle:]))
 
 
 def _finish(store: Store, spec: JobSpec, total: int, shards: int, done: dict[int, dict[str, Any]],

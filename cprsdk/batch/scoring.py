@@ -15,7 +15,7 @@ from typing import Any
 from cprsdk.errors import CprError
 from cprsdk.runtime.child import enter
 
-__all__ = ["csv_rows", "jsonl", "score_shard"]
+__all__ = ["csv_rows", "jsonl", "lost_record", "merge_shards", "score_shard"]
 
 
 _LOADED: dict[str, Any] = {}  # version digest -> adapter, in this worker process
@@ -169,3 +169,16 @@ def _score_files(adapter: Any, records: list[dict[str, Any]]) -> tuple[list[dict
 
 def jsonl(lines: Sequence[dict[str, Any]]) -> bytes:
     return "".join(json.dumps(line) + "\n" for line in lines).encode()
+
+
+def lost_record(ref: str, message: str) -> dict[str, Any]:
+    """The output of a one-record shard whose worker died: one error line, ``WorkerExited``."""
+    line = {"input": ref, "errorType": "WorkerExited", "message": message}
+    return {"predictions": b"", "errors": jsonl([line]), "succeeded": 0, "failed": 1, "results_csv": b"",
+            "errors_csv": csv_rows([[ref, "WorkerExited", message]])}
+
+
+def merge_shards(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """Two outputs of consecutive records as one: files joined in order, counts added."""
+    return {key: first[key] + second[key] for key in first}
+
