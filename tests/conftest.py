@@ -3,4 +3,4 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-pytest_plugins = ["servers", "scenario", "registries"]
+pytest_plugins = ["servers", "scenario", "registries", "dask_cluster"]
