@@ -48,8 +48,9 @@ def test_a_new_input_matching_the_glob_is_refused_then_restart_starts_over(
     (data / "c.jsonl").write_text(_rows(4, 1.0))
     out = tmp_path / "out"
     argv = [*_local(trained_sample), "--input", str(data / "*.jsonl"), "--output", str(out), "--shard-size", "4"]
-    code, first, _ = _run(capsys, *argv)
+    code, first, err = _run(capsys, *argv)
     assert code == 0 and first["succeeded"] == 12
+    assert "12 of 12 rows (100%)" in err.splitlines()[-1]  # not a terminal: plain progress lines
     (data / "a.jsonl").write_text(_rows(4, 2.0))  # sorts first: every record number would shift
     code, _, err = _run(capsys, *argv)
     assert code == 1

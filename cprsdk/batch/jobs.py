@@ -102,6 +102,7 @@ def run_job(spec: JobSpec, *, progress: Callable[[int, int], None] = lambda done
 
     A rerun resumes only if the inputs, the version and the output's shape are unchanged; else it
     refuses, naming what changed. ``restart`` discards the job's earlier output and starts over.
+    ``progress(done, total)`` is called with counts of records, after each committed shard.
     """
     store = open_store(spec.output)
     objects = list_objects(spec.inputs)
@@ -116,7 +117,7 @@ def run_job(spec: JobSpec, *, progress: Callable[[int, int], None] = lambda done
     try:
         pending: dict[Any, int] = {}
         todo = [i for i in range(len(shards)) if i not in done]
-        progress(len(done), len(shards))
+        progress(sum(len(shards[i]) for i in done if i < len(shards)), len(records))
         while todo or pending:
             while todo and len(pending) < max(1, spec.workers) * 2 and not stopped:
                 index = todo.pop(0)
@@ -133,7 +134,7 @@ def run_job(spec: JobSpec, *, progress: Callable[[int, int], None] = lambda done
             for index, shard in finished:
                 commit(store, index, shard)
                 done[index] = {"succeeded": shard["succeeded"], "failed": shard["failed"]}
-            progress(len(done), len(shards))
+            progress(sum(len(shards[i]) for i in done if i < len(shards)), len(records))
             if not stopped and store.exists("_STOP"):
                 stopped, todo = True, []
     finally:

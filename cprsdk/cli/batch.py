@@ -16,6 +16,7 @@ from cprsdk.cli._common import (
     err,
     need,
 )
+from cprsdk.cli._progress import Progress
 from cprsdk.config import load_settings
 from cprsdk.errors import ConfigError
 
@@ -44,14 +45,6 @@ def _version(args: argparse.Namespace) -> tuple[ResolvedVersion, dict[str, Any]]
     return resolve_local(settings), {"model_dir": str(settings.model_dir)}
 
 
-def _progress(done: int, total: int) -> None:
-    if sys.stderr.isatty():
-        width = 30
-        filled = width * done // max(total, 1)
-        end = "\n" if done == total else ""
-        print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} shards", end=end, file=sys.stderr, flush=True)
-
-
 def _absolute(uri: str) -> str:
     import os
 
@@ -78,7 +71,11 @@ def _cmd_batch_predict(args: argparse.Namespace) -> int:
     spec = _job_spec(args, *_version(args))
     index.remember(jobs.job_id(spec.output), spec.output)
     err(f"job {jobs.job_id(spec.output)}: writing to {spec.output}")
-    summary = jobs.run_job(spec, progress=_progress, restart=args.restart)
+    progress = Progress("rows")
+    try:
+        summary = jobs.run_job(spec, progress=progress, restart=args.restart)
+    finally:
+        progress.close()
     print(json.dumps(summary.to_json(), indent=2))
     if summary.message:
         err(("ERROR: " if summary.state == "FAILED" else "note: ") + summary.message)
