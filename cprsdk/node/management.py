@@ -11,8 +11,11 @@ in the background and is followed through an Operation.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import itertools
+import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,12 +77,25 @@ class Management:
         return op
 
     def check_uri(self, field_name: str, uri: str) -> str:
+        """``uri`` in its normalized form, if it sits under an allowed prefix; else a 403.
+
+        Local paths and ``file://`` URIs are compared by realpath (symlinks followed); other schemes
+        by bucket and key segments, refusing ``.``, ``..``, empty segments and encoded separators.
+        """
         if not isinstance(uri, str) or not uri:
             raise RequestError(f"{field_name} must be a URI string, got {uri!r}.")
-        if not any(uri == p.rstrip("/") or uri.startswith(p.rstrip("/") + "/") for p in self.allowed_prefixes):
-            raise RequestError(f"{field_name} {uri!r} is not under an allowed prefix.", status_code=403,
-                               hint="Start the node with --allow-uri-prefix for the storage it may read.")
-        return uri
+        refused = RequestError(f"{field_name} {uri!r} is not under an allowed prefix.", status_code=403,
+                               hint="Name the artifact by its plain path (no '..', '//' or %-escapes) under "
+                                    "a prefix given to the node with --allow-uri-prefix.")
+        try:
+            wanted = _normalized(uri)
+        except ValueError:
+            raise refused from None
+        for prefix in self.allowed_prefixes:
+            with contextlib.suppress(ValueError):
+                if _is_under(wanted, _normalized(prefix)):
+                    return _render(wanted)
+        raise refused
 
     # ---------------------------------------------------------------- models
 
@@ -155,6 +171,36 @@ class Management:
         if op_id not in self.operations:
             raise RequestError(f"Operation {op_id!r} is not known to this node.", status_code=404)
         return self.operations[op_id].resource()
+
+
+_ENCODED = re.compile(r"%(2f|2e|5c|00)", re.IGNORECASE)
+
+
+def _normalized(uri: str) -> tuple[str, tuple[str, ...]]:
+    """(scheme, segments): a local path's realpath, or a bucket and key checked segment by segment."""
+    if _ENCODED.search(uri) or "\\" in uri or "\x00" in uri:
+        raise ValueError(uri)
+    scheme, sep, rest = uri.partition("://")
+    if not sep or scheme.lower() == "file":
+        path = rest if sep else uri
+        if sep and not path.startswith("/"):
+            raise ValueError(uri)
+        return "file", tuple(s for s in os.path.realpath(path).split("/") if s)
+    segments = rest.rstrip("/").split("/") if rest.rstrip("/") else []
+    if not segments or any(s in ("", ".", "..") for s in segments):
+        raise ValueError(uri)
+    return scheme.lower(), tuple(segments)
+
+
+def _is_under(wanted: tuple[str, tuple[str, ...]], prefix: tuple[str, tuple[str, ...]]) -> bool:
+    return wanted[0] == prefix[0] and wanted[1][:len(prefix[1])] == prefix[1]
+
+
+def _render(wanted: tuple[str, tuple[str, ...]]) -> str:
+    scheme, segments = wanted
+    if scheme == "file":
+        return "file:///" + "/".join(segments)
+    return f"{scheme}://" + "/".join(segments)
 
 
 def read_token(path: str | None) -> str | None:

@@ -1,0 +1,101 @@
+"""The node under attack: artifact URIs outside the allowed prefixes, reads without the token, what leaves it."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cprsdk.cli import main
+from cprsdk.testing import RunningNode, running_node
+from helpers import http, wait_until
+
+TOKEN = "a-security-test-token-long-enough"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+def bucket(trained_sample: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A local 'bucket': allowed/ holds the sample's model and sdist, secret/ sits beside it, linked from allowed/."""
+    root = tmp_path_factory.mktemp("security")
+    allowed, secret = root / "allowed", root / "secret"
+    assert main(["package", str(trained_sample), "--out", str(allowed / "dist"), "-q"]) == 0
+    (allowed / "model").mkdir()
+    for path in (trained_sample / "model").iterdir():
+        (allowed / "model" / path.name).write_bytes(path.read_bytes())
+    secret.mkdir()
+    (secret / "creds.csv").write_text("user,password\nroot,hunter2\n")
+    (allowed / "link").symlink_to(secret, target_is_directory=True)
+    return root
+
+
+@pytest.fixture
+def node(bucket: Path, tmp_path: Path) -> Iterator[RunningNode]:
+    prefixes = (str(bucket / "allowed"), "gs://b/allowed")
+    with running_node(registry=str(tmp_path / "registry"), poll_interval=0.2, wait_ready=False,
+                      admin_token=TOKEN, allowed_prefixes=prefixes) as running:
+        yield running
+
+
+def _call(node: RunningNode, method: str, path: str, body: Any = None,
+          headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    answer = http(node.url, method, path, None if body is None else json.dumps(body).encode(), headers)
+    return answer.status, answer.json(empty={})
+
+
+def _version_body(bucket: Path, origin: str, package: str | None = None) -> dict[str, Any]:
+    sdist = next((bucket / "allowed" / "dist").glob("*.tar.gz"))
+    return {"name": "v1", "deploymentUri": origin, "packageUris": [package or sdist.as_posix()],
+            "predictionClass": "predictor.MyPredictor"}
+
+
+def _bypasses(bucket: Path) -> list[str]:
+    allowed = (bucket / "allowed").as_posix()
+    return [f"{allowed}/../secret", f"file://{allowed}/../secret", f"{allowed}/link",
+            f"file://{allowed}/link/creds.csv", f"file://{allowed}/%2e%2e/secret", f"{allowed}%2f..%2fsecret",
+            f"{allowed}/..%5csecret", f"{allowed}//../secret", f"{allowed}-other", "gs://b/allowed-other",
+            "gs://b/allowed/../secret", "gs://b/allowed//x", "gs://b/allowed/./x", "gs://b/allowed/%2E%2E/secret",
+            "gs://b/allowed%2fx", "gs://other/allowed"]
+
+
+def test_artifact_uris_that_leave_the_allowed_prefixes_are_refused(node: RunningNode, bucket: Path) -> None:
+    assert _call(node, "POST", "/v1/projects/p/models", {"name": "iris"}, AUTH)[0] == 200
+    for uri in _bypasses(bucket):
+        status, body = _call(node, "POST", "/v1/projects/p/models/iris/versions",
+                             _version_body(bucket, uri), AUTH)
+        assert status == 403, (uri, body)
+        assert "is not under an allowed prefix" in body["error"]["message"]
+        status, body = _call(node, "POST", "/v1/projects/p/models/iris/versions",
+                             _version_body(bucket, str(bucket / "allowed" / "model"), uri), AUTH)
+        assert status == 403, (uri, body)
+
+
+def test_batch_job_uris_obey_the_same_rule(node: RunningNode, bucket: Path) -> None:
+    allowed = (bucket / "allowed").as_posix()
+    for uri in _bypasses(bucket):
+        for given in ({"inputPaths": [uri], "outputPath": f"{allowed}/out"},
+                      {"inputPaths": [f"{allowed}/rows.jsonl"], "outputPath": uri}):
+            body = {"jobId": "j1", "predictionInput": {"dataFormat": "JSON", "modelName": "projects/p/models/iris",
+                                                       **given}}
+            status, answer = _call(node, "POST", "/v1/projects/p/jobs", body, AUTH)
+            assert status == 403 and "is not under an allowed prefix" in answer["error"]["message"], (uri, answer)
+    assert not (bucket / "secret" / "out").exists()
+
+
+def test_a_legitimate_uri_is_accepted_and_the_version_loads(node: RunningNode, bucket: Path) -> None:
+    assert _call(node, "POST", "/v1/projects/p/models", {"name": "iris"}, AUTH)[0] == 200
+    origin = f"file://{(bucket / 'allowed').as_posix()}/./model/"
+    status, operation = _call(node, "POST", "/v1/projects/p/models/iris/versions", _version_body(bucket, origin), AUTH)
+    assert status == 200, operation
+    deadline = time.monotonic() + 120
+    while not operation.get("done"):
+        assert time.monotonic() < deadline, operation
+        time.sleep(0.2)
+        operation = _call(node, "GET", f"/v1/{operation['name']}", headers=AUTH)[1]
+    assert "error" not in operation, operation
+    wait_until(lambda: http(node.url, "GET", "/readyz").status == 200, timeout=120, interval=0.2, what="iris/v1 READY")
+    assert node.client.predict("iris", [[6.7, 3.0, 5.2, 2.3]]) == ["virginica"]
