@@ -99,3 +99,37 @@ def test_a_legitimate_uri_is_accepted_and_the_version_loads(node: RunningNode, b
     assert "error" not in operation, operation
     wait_until(lambda: http(node.url, "GET", "/readyz").status == 200, timeout=120, interval=0.2, what="iris/v1 READY")
     assert node.client.predict("iris", [[6.7, 3.0, 5.2, 2.3]]) == ["virginica"]
+
+
+READS = ("/v1/projects/p/models", "/v1/projects/p/models/iris", "/v1/projects/p/models/iris/versions",
+         "/v1/projects/p/models/iris/versions/v1", "/v1/projects/p/operations/create_version_1_1",
+         "/v1/projects/p/jobs", "/v1/projects/p/jobs/j1")
+
+
+def test_every_management_read_needs_the_token(trained_sample: Path, tmp_path: Path) -> None:
+    registry = str(tmp_path / "registry")
+    assert main(["deploy", str(trained_sample), "--model", "iris", "--version", "v1", "--registry", registry,
+                 "--format", "json"]) == 0
+    with running_node(registry=registry, poll_interval=0.2, admin_token=TOKEN) as node:
+        for path in READS:
+            for headers in ({}, {"Authorization": "Bearer not-the-token-but-long"}):
+                status, body = _call(node, "GET", path, headers=headers)
+                assert status == 401 and "A valid bearer token is required" in body["error"]["message"], path
+        status, version = _call(node, "GET", "/v1/projects/p/models/iris/versions/v1", headers=AUTH)
+        assert status == 200 and version["state"] == "READY" and version["deploymentUri"]
+        assert _minimal_views_reveal_only_state(node) == {"iris/v1": "READY"}
+    with running_node(registry=registry, poll_interval=0.2) as plain:  # no token file: management is off
+        for path in READS:
+            status, body = _call(plain, "GET", path, headers=AUTH)
+            assert status == 403 and "--admin-token-file" in body["error"]["message"], path
+        assert _minimal_views_reveal_only_state(plain) == {"iris/v1": "READY"}
+
+
+def _minimal_views_reveal_only_state(node: RunningNode) -> dict[str, str]:
+    """KServe's model GET and /readyz answer without a token, and carry no storage URI."""
+    kserve = http(node.url, "GET", "/v1/models/iris")
+    ready = http(node.url, "GET", "/readyz")
+    assert kserve.status == 200 and kserve.json() == {"name": "iris", "ready": True}
+    assert ready.status == 200 and set(ready.json()) == {"status", "versions"}
+    versions: dict[str, str] = ready.json()["versions"]
+    return versions

@@ -71,12 +71,17 @@ def _print_deployed(result: DeployResult, state: str) -> None:
 
 def _waited_state(args: argparse.Namespace, state: str) -> str:
     """The state the node at --endpoint reports for the new version, once READY or FAILED."""
+    from cprsdk.node.management import read_token
     from cprsdk.registry.deploy import wait_for_version
 
-    node = wait_for_version(args.endpoint, args.model, args.version)
+    token = read_token(args.admin_token_file)
+    node = wait_for_version(args.endpoint, args.model, args.version, token=token)
     state = node.get("state", state)
     if node.get("errorMessage"):
         err(f"ERROR: {node['errorMessage']}")
+    elif state == "FAILED" and token is None:
+        err(f"ERROR: {args.model}/{args.version} failed to load on the node; pass --admin-token-file FILE "
+            "to see why, or read the node's log.")
     return state
 
 
@@ -124,6 +129,9 @@ def _add_deploy_parser(sub: Subparsers) -> None:
     add_quota_flags(p)
     p.add_argument("--wait", action="store_true", help="wait until the node at --endpoint reports READY or FAILED")
     p.add_argument("--endpoint", metavar="URL", help="the prediction node to ask, with --wait")
+    p.add_argument("--admin-token-file", metavar="FILE",
+                   help="the node's admin token, with --wait: read the version's state and errorMessage "
+                        "(without it, --wait reads the state from the node's /readyz)")
     add_registry_flags(p)
     p.set_defaults(func=_cmd_deploy)
 

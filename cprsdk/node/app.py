@@ -1,7 +1,9 @@
 """The node's HTTP API as a raw ASGI application (``create_app``).
 
-Routes (DESIGN 3.4): AI Platform v1 predict and read-only versions/models; Vertex AI endpoint
-predict and get; KServe V1; ``/healthz``, ``/readyz``, ``/metrics``. Every error is Google's
+Routes (DESIGN 3.4): AI Platform v1 predict, management (models, versions, operations, jobs: all
+behind the admin token, reads included); Vertex AI endpoint predict and get; KServe V1 (its model
+GET is the unauthenticated readiness view of a model); ``/healthz``, ``/readyz`` (its ``versions``
+map is the unauthenticated readiness view of each version), ``/metrics``. Every error is Google's
 envelope; every response carries ``X-Request-ID``. Query strings (``?alt=json``) are ignored.
 """
 
@@ -229,24 +231,28 @@ class Node:
     async def kserve_predict(self, scope: Scope, receive: Receive, model: str) -> _Response:
         return await self._predict(scope, receive, model, None, MODE_AIP)
 
-    # ---------------------------------------------------------------- reads
+    # ---------------------------------------------------------------- reads (token)
 
     async def aip_version(self, scope: Scope, receive: Receive, project: str, model: str, version: str) -> _Response:
+        self.management.check_token(dict(scope["headers"]))
         found = self.manager.get(model, version)
         return _ok(found.resource(project, is_default=self.manager.is_default(found)))
 
     async def aip_versions(self, scope: Scope, receive: Receive, project: str, model: str) -> _Response:
+        self.management.check_token(dict(scope["headers"]))
         found = [v for (m, _), v in sorted(self.manager.versions.items()) if m == model]
         if not found and model not in self.manager.defaults:
             raise RequestError(f"Model {model!r} is not on this node.", status_code=404)
         return _ok({"versions": [v.resource(project, is_default=self.manager.is_default(v)) for v in found]})
 
     async def aip_model(self, scope: Scope, receive: Receive, project: str, model: str) -> _Response:
+        self.management.check_token(dict(scope["headers"]))
         if model not in self.manager.defaults:
             raise RequestError(f"Model {model!r} is not on this node.", status_code=404)
         return _ok(self._model_resource(project, model))
 
     async def aip_models(self, scope: Scope, receive: Receive, project: str) -> _Response:
+        self.management.check_token(dict(scope["headers"]))
         return _ok({"models": [self._model_resource(project, m) for m in sorted(self.manager.defaults)]})
 
     def _model_resource(self, project: str, model: str) -> dict[str, Any]:

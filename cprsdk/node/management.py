@@ -1,7 +1,8 @@
-"""AI Platform v1 management routes that change things, behind a bearer token.
+"""AI Platform v1 management routes, behind a bearer token.
 
 Models create/delete, versions create/delete/setDefault and operations get, as Google's ``ml``
-v1 client sends them. They are off unless the node has an admin token; a version's artifact URIs
+v1 client sends them, and the reads of models and versions (the app checks the token through
+:meth:`Management.check_token`). They are off unless the node has an admin token; a version's artifact URIs
 (``deploymentUri``, ``packageUris``) must sit under one of the allowed prefixes. Changes go to
 the registry (the only source of truth) and the node picks them up on its next sync, which a
 change triggers at once. Version creation runs ``cprsdk deploy --origin ... --package-uris ...``
@@ -59,15 +60,20 @@ class Management:
 
     def authorize(self, headers: dict[bytes, bytes]) -> Registry:
         """The registry to change, after checking the bearer token."""
+        self.check_token(headers)
+        if self.manager.registry is None:
+            raise RequestError("This node serves one local version; it has no registry to change.", status_code=400)
+        return self.manager.registry
+
+    def check_token(self, headers: dict[bytes, bytes]) -> None:
+        """403 when management is off (no token file), 401 unless the request bears the token."""
         if self.token is None:
             raise RequestError("Management routes are off on this node.", status_code=403,
                                hint="Start it with --admin-token-file FILE to turn them on.")
         sent = headers.get(b"authorization", b"").decode("latin-1")
         if not hmac.compare_digest(sent.encode(), f"Bearer {self.token}".encode()):
-            raise RequestError("A valid bearer token is required for this route.", status_code=401)
-        if self.manager.registry is None:
-            raise RequestError("This node serves one local version; it has no registry to change.", status_code=400)
-        return self.manager.registry
+            raise RequestError("A valid bearer token is required for this route.", status_code=401,
+                               hint="Send Authorization: Bearer <the token in the node's --admin-token-file>.")
 
     def _operation(self, project: str, verb: str, target: str) -> _Operation:
         op = _Operation(f"projects/{project}/operations/{verb}_{next(self._ids)}_{int(time.time())}",
