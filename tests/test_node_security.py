@@ -12,7 +12,7 @@ import pytest
 
 from cprsdk.cli import main
 from cprsdk.testing import RunningNode, running_node
-from helpers import http, wait_until
+from helpers import copy_project, http, wait_until
 
 TOKEN = "a-security-test-token-long-enough"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -133,3 +133,32 @@ def _minimal_views_reveal_only_state(node: RunningNode) -> dict[str, str]:
     assert ready.status == 200 and set(ready.json()) == {"status", "versions"}
     versions: dict[str, str] = ready.json()["versions"]
     return versions
+
+
+def test_a_native_multi_line_error_reaches_the_client_as_its_first_line(tmp_path: Path) -> None:
+    behaviours = copy_project("behaviours", tmp_path / "behaviours")
+    with running_node(model_dir=behaviours / "model", packages=[behaviours],
+                      prediction_class="native_error.NativeError") as node:
+        answer = http(node.url, "POST", "/v1/projects/p/models/default/versions/v1:predict", b'{"instances": [1]}')
+    assert answer.status == 500
+    message = answer.json()["error"]["message"]
+    assert message == ("Prediction failed: XGBoostError: [10:42:17] <path>:1511: Check failed: booster <path> "
+                       "is empty")
+    assert "Stack trace" not in answer.data.decode() and "site-packages" not in answer.data.decode()
+
+
+def test_a_version_that_fails_to_load_names_the_cause_not_the_cache(tmp_path: Path) -> None:
+    registry = str(tmp_path / "registry")
+    behaviours = copy_project("behaviours", tmp_path / "behaviours")
+    assert main(["deploy", str(behaviours), "--model", "broken", "--version", "v1", "--registry", registry,
+                 "--prediction-class", "from_path_raises.FromPathRaises", "--format", "json"]) == 0
+    with running_node(registry=registry, poll_interval=0.2, admin_token=TOKEN) as node:
+        cache = str(node.app.manager.cache)
+        resource = _call(node, "GET", "/v1/projects/p/models/broken/versions/v1", headers=AUTH)[1]
+        predicted = _call(node, "POST", "/v1/projects/p/models/broken:predict", {"instances": [1]})[1]
+    assert resource["state"] == "FAILED", resource
+    message = resource["errorMessage"]
+    assert message == ("from_path_raises.FromPathRaises.from_path('<path>') raised FileNotFoundError: model.joblib "
+                       "is missing from the model directory Fix the loading code or the model directory (the "
+                       "traceback goes to the log).")
+    assert cache not in predicted["error"]["message"] and "<path>" in predicted["error"]["message"]

@@ -59,7 +59,10 @@ class _Response:
 
 
 def _error(exc: CprError) -> _Response:
-    return _Response(exc.status_code, error_bytes(exc.status_code, str(exc)))
+    lines = str(exc).strip().splitlines()  # a multi-line message never reaches a client
+    if len(lines) > 1:
+        log.info("error answered by its first line: %s", exc)
+    return _Response(exc.status_code, error_bytes(exc.status_code, lines[0] if lines else type(exc).__name__))
 
 
 class Node:

@@ -9,14 +9,18 @@ node's allowed prefixes, like a version's artifacts.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from cprsdk.errors import CprError, RegistryError, RequestError
 from cprsdk.node.management import Management
+from cprsdk.node.worker import public_error
 from cprsdk.registry.registry import Registry, utc_now, validate_name
 
 __all__ = ["JobRoutes"]
+
+log = logging.getLogger("cprsdk.node")
 
 _JOB_FORMATS = {"JSON": "jsonl", "CSV": "csv", "FILES": "files"}
 
@@ -65,7 +69,8 @@ class JobRoutes:
         try:
             summary = await asyncio.to_thread(run_job, spec)
         except (CprError, OSError) as exc:
-            record.update(state="FAILED", errorMessage=str(exc), endTime=utc_now())
+            log.error("job %s failed: %s", record["jobId"], exc)
+            record.update(state="FAILED", errorMessage=public_error(exc), endTime=utc_now())
             return
         state = {"STOPPED": "CANCELLED"}.get(summary.state, summary.state)
         record.update(state=state, endTime=utc_now(), predictionOutput={

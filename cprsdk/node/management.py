@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import hmac
 import itertools
+import logging
 import os
 import re
 import time
@@ -25,9 +26,12 @@ from typing import Any
 from cprsdk.config import Settings
 from cprsdk.errors import ConfigError, CprError, RegistryError, RequestError
 from cprsdk.node.versions import VersionManager
+from cprsdk.node.worker import public_error
 from cprsdk.registry.registry import Registry, utc_now, validate_name
 
 __all__ = ["Management"]
+
+log = logging.getLogger("cprsdk.node")
 
 _KNOWN_VERSION_FIELDS = {"name", "deploymentUri", "packageUris", "predictionClass", "runtimeVersion",
                          "pythonVersion", "description", "labels"}
@@ -157,7 +161,8 @@ class Management:
             op.response = self.manager.get(request.model, request.version).resource(project, is_default=False)
         except (CprError, OSError) as exc:
             code = getattr(exc, "status_code", 500)
-            op.error = {"code": 9 if code < 500 else 13, "message": str(exc)}
+            op.error = {"code": 9 if code < 500 else 13, "message": public_error(exc)}
+            log.error("operation %s failed: %s", op.name, exc)
         op.done = True
 
     async def delete_version(self, registry: Registry, project: str, model: str, version: str) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from typing import Any
 
 from cprsdk.errors import CprError, RegistryError, RequestError
 from cprsdk.node.pool import WorkerPool, WorkerSpec
+from cprsdk.node.worker import public_error
 from cprsdk.packaging.install import cache_dir
 from cprsdk.registry.manifest import Manifest
 from cprsdk.registry.registry import Registry
@@ -139,8 +140,10 @@ class VersionManager:
                               predict_timeout=self.predict_timeout, load_timeout=self.load_timeout)
             await pool.start()
         except (CprError, OSError) as exc:
-            version.state, version.error_message = "FAILED", _failure_text(exc)
-            log.error("version %s/%s: FAILED: %s", version.model, version.name, version.error_message)
+            # The client sees the cause and the fix; paths, multi-line details and tracebacks go to the log.
+            version.state, version.error_message = "FAILED", public_error(exc)
+            log.error("version %s/%s: FAILED: %s", version.model, version.name, _failure_text(exc),
+                      exc_info=not isinstance(exc, CprError))
             return
         if version.state == "DELETING":
             await pool.close()
