@@ -139,8 +139,8 @@ def _add_deploy_parser(sub: Subparsers) -> None:
 # ------------------------------------------------------------------ models, versions
 
 
-_VERSION_COLUMNS = (("name", "name"), ("default", "isDefault"), ("prediction class", "predictionClass"),
-                    ("python", "pythonVersion"), ("created", "createTime"))
+_VERSION_COLUMNS = (("name", "name"), ("state", "state"), ("default", "isDefault"),
+                    ("prediction class", "predictionClass"), ("python", "pythonVersion"), ("created", "createTime"))
 _MODEL_COLUMNS = (("name", "name"), ("default version", "defaultVersion"), ("created", "createTime"),
                   ("description", "description"))
 
@@ -170,13 +170,18 @@ def _cmd_models_delete(args: argparse.Namespace) -> int:
 def _cmd_versions_list(args: argparse.Namespace) -> int:
     from cprsdk.cli._output import print_records
 
-    print_records(_registry(args).describe_versions(args.model), _VERSION_COLUMNS, fmt=args.format)
+    records = _registry(args).describe_versions(args.model)
+    print_records(records, _VERSION_COLUMNS, fmt=args.format)
+    for record in records:
+        if record["state"] == "BROKEN" and args.format != "json":
+            err(f"ERROR: {record['errorMessage']}")
     return 0
 
 
 def _cmd_versions_describe(args: argparse.Namespace) -> int:
-    print(json.dumps(_registry(args).describe_version(args.model, need(args.version_name, "VERSION")), indent=2))
-    return 0
+    record = _registry(args).describe_version(args.model, need(args.version_name, "VERSION"))
+    print(json.dumps(record, indent=2))
+    return 1 if record.get("state") == "BROKEN" else 0
 
 
 def _cmd_versions_set_default(args: argparse.Namespace) -> int:

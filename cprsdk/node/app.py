@@ -237,19 +237,19 @@ class Node:
     # ---------------------------------------------------------------- reads (token)
 
     async def aip_version(self, scope: Scope, receive: Receive, project: str, model: str, version: str) -> _Response:
-        self.management.check_token(dict(scope["headers"]))
+        self.management.check_token(dict(scope["headers"]), model=model, version=version)
         found = self.manager.get(model, version)
         return _ok(found.resource(project, is_default=self.manager.is_default(found)))
 
     async def aip_versions(self, scope: Scope, receive: Receive, project: str, model: str) -> _Response:
-        self.management.check_token(dict(scope["headers"]))
+        self.management.check_token(dict(scope["headers"]), model=model)
         found = [v for (m, _), v in sorted(self.manager.versions.items()) if m == model]
         if not found and model not in self.manager.defaults:
             raise RequestError(f"Model {model!r} is not on this node.", status_code=404)
         return _ok({"versions": [v.resource(project, is_default=self.manager.is_default(v)) for v in found]})
 
     async def aip_model(self, scope: Scope, receive: Receive, project: str, model: str) -> _Response:
-        self.management.check_token(dict(scope["headers"]))
+        self.management.check_token(dict(scope["headers"]), model=model)
         if model not in self.manager.defaults:
             raise RequestError(f"Model {model!r} is not on this node.", status_code=404)
         return _ok(self._model_resource(project, model))
@@ -291,22 +291,22 @@ class Node:
         return _ok(await self.management.create_model(registry, project, await self._mgmt_body(scope, receive)))
 
     async def mgmt_delete_model(self, scope: Scope, receive: Receive, project: str, model: str) -> _Response:
-        registry = self.management.authorize(dict(scope["headers"]))
+        registry = self.management.authorize(dict(scope["headers"]), model=model)
         return _ok(await self.management.delete_model(registry, project, model))
 
     async def mgmt_create_version(self, scope: Scope, receive: Receive, project: str, model: str) -> _Response:
-        registry = self.management.authorize(dict(scope["headers"]))
+        registry = self.management.authorize(dict(scope["headers"]), model=model)
         body = await self._mgmt_body(scope, receive)
         return _ok(await self.management.create_version(registry, project, model, body))
 
     async def mgmt_delete_version(self, scope: Scope, receive: Receive, project: str, model: str,
                                   version: str) -> _Response:
-        registry = self.management.authorize(dict(scope["headers"]))
+        registry = self.management.authorize(dict(scope["headers"]), model=model, version=version)
         return _ok(await self.management.delete_version(registry, project, model, version))
 
     async def mgmt_set_default(self, scope: Scope, receive: Receive, project: str, model: str,
                                version: str) -> _Response:
-        registry = self.management.authorize(dict(scope["headers"]))
+        registry = self.management.authorize(dict(scope["headers"]), model=model, version=version)
         return _ok(await self.management.set_default(registry, project, model, version))
 
     async def mgmt_operation(self, scope: Scope, receive: Receive, project: str, op_id: str) -> _Response:

@@ -62,15 +62,20 @@ class Management:
     operations: dict[str, _Operation] = field(default_factory=dict)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
-    def authorize(self, headers: dict[bytes, bytes]) -> Registry:
-        """The registry to change, after checking the bearer token."""
-        self.check_token(headers)
+    def authorize(self, headers: dict[bytes, bytes], *, model: str | None = None,
+                  version: str | None = None) -> Registry:
+        """The registry to change, after checking the bearer token (and the names in the URL)."""
+        self.check_token(headers, model=model, version=version)
         if self.manager.registry is None:
             raise RequestError("This node serves one local version; it has no registry to change.", status_code=400)
         return self.manager.registry
 
-    def check_token(self, headers: dict[bytes, bytes]) -> None:
-        """403 when management is off (no token file), 401 unless the request bears the token."""
+    def check_token(self, headers: dict[bytes, bytes], *, model: str | None = None,
+                    version: str | None = None) -> None:
+        """403 when management is off (no token file), 401 unless the request bears the token.
+
+        Then the model and version names of the URL must be valid names (400), as AI Platform's were.
+        """
         if self.token is None:
             raise RequestError("Management routes are off on this node.", status_code=403,
                                hint="Start it with --admin-token-file FILE to turn them on.")
@@ -78,6 +83,10 @@ class Management:
         if not hmac.compare_digest(sent.encode(), f"Bearer {self.token}".encode()):
             raise RequestError("A valid bearer token is required for this route.", status_code=401,
                                hint="Send Authorization: Bearer <the token in the node's --admin-token-file>.")
+        if model is not None:
+            validate_name("Model", model)
+        if version is not None:
+            validate_name("Version", version)
 
     def _operation(self, project: str, verb: str, target: str) -> _Operation:
         op = _Operation(f"projects/{project}/operations/{verb}_{next(self._ids)}_{int(time.time())}",
