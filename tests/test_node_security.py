@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Iterator
@@ -162,3 +163,34 @@ def test_a_version_that_fails_to_load_names_the_cause_not_the_cache(tmp_path: Pa
                        "is missing from the model directory Fix the loading code or the model directory (the "
                        "traceback goes to the log).")
     assert cache not in predicted["error"]["message"] and "<path>" in predicted["error"]["message"]
+
+
+def test_operations_and_finished_jobs_kept_in_memory_are_bounded(trained_sample: Path, bucket: Path,
+                                                                 tmp_path: Path) -> None:
+    registry = str(tmp_path / "registry")
+    assert main(["deploy", str(trained_sample), "--model", "iris", "--version", "v1", "--registry", registry,
+                 "--format", "json"]) == 0
+    allowed = (bucket / "allowed").as_posix()
+    with running_node(registry=registry, poll_interval=0.2, admin_token=TOKEN, allowed_prefixes=(allowed,),
+                      max_records=3) as node:
+        names = []
+        for i in range(5):
+            assert _call(node, "POST", "/v1/projects/p/models", {"name": f"m{i}"}, AUTH)[0] == 200
+            status, operation = _call(node, "DELETE", f"/v1/projects/p/models/m{i}", headers=AUTH)
+            assert status == 200 and operation["done"], operation
+            names.append(operation["name"])
+        kept = [_call(node, "GET", f"/v1/{name}", headers=AUTH)[0] for name in names]
+        assert kept == [404, 404, 200, 200, 200]
+        for i in range(5):
+            body = {"jobId": f"job{i}", "predictionInput": {
+                "dataFormat": "JSON", "inputPaths": [f"{allowed}/missing{i}.jsonl"], "outputPath": f"{allowed}/out{i}",
+                "modelName": "projects/p/models/iris"}}
+            assert _call(node, "POST", "/v1/projects/p/jobs", body, AUTH)[0] == 200
+            wait_until(functools.partial(_job_ended, node, f"job{i}"), timeout=120, interval=0.2, what=f"job{i} to end")
+        listed = _call(node, "GET", "/v1/projects/p/jobs", headers=AUTH)[1]["jobs"]
+    assert [job["jobId"] for job in listed] == ["job2", "job3", "job4"]
+
+
+def _job_ended(node: RunningNode, job: str) -> bool:
+    return _call(node, "GET", f"/v1/projects/p/jobs/{job}", headers=AUTH)[1].get("state") in (
+        "SUCCEEDED", "FAILED", "CANCELLED")

@@ -49,6 +49,7 @@ class NodeOptions:
     access_log: bool = False
     health_route: str | None = None  # AIP_HEALTH_ROUTE
     predict_route: str | None = None  # AIP_PREDICT_ROUTE: Vertex body, the only model's default version
+    max_records: int = 1000  # operations and finished jobs kept in memory, the newest
 
 
 @dataclass
@@ -74,8 +75,8 @@ class Node:
         self.options = options
         self.on_startup = on_startup
         self.stats = Metrics()
-        self.management = Management(manager, options.admin_token, options.allowed_prefixes)
-        self.jobs = JobRoutes(self.management)
+        self.management = Management(manager, options.admin_token, options.allowed_prefixes, options.max_records)
+        self.jobs = JobRoutes(self.management, options.max_records)
         self.draining = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from cprsdk.node.versions import VersionManager
 from cprsdk.node.worker import public_error
 from cprsdk.registry.registry import Registry, utc_now, validate_name
 
-__all__ = ["Management"]
+__all__ = ["Management", "drop_oldest"]
 
 log = logging.getLogger("cprsdk.node")
 
@@ -59,6 +60,7 @@ class Management:
     manager: VersionManager
     token: str | None = None
     allowed_prefixes: tuple[str, ...] = ()
+    max_records: int = 1000  # operations kept in memory: the newest, finished ones dropped first
     operations: dict[str, _Operation] = field(default_factory=dict)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
@@ -93,6 +95,10 @@ class Management:
                         {"@type": "type.googleapis.com/google.cloud.ml.v1.OperationMetadata",
                          "createTime": utc_now(), "operationType": verb.upper(), "modelName": target})
         self.operations[op.name.rsplit("/", 1)[1]] = op
+        drop_oldest(self.operations, self.max_records, lambda o: o.done)
+        extra = len(self.operations) - self.max_records  # all still running: the oldest go anyway
+        for key in list(self.operations)[:max(0, extra)]:
+            del self.operations[key]
         return op
 
     def check_uri(self, field_name: str, uri: str) -> str:
@@ -126,8 +132,8 @@ class Management:
         return {"name": f"projects/{project}/models/{record.name}", "description": record.description}
 
     async def delete_model(self, registry: Registry, project: str, model: str) -> dict[str, Any]:
-        op = self._operation(project, "delete_model", f"projects/{project}/models/{model}")
         await asyncio.to_thread(registry.delete_model, model)
+        op = self._operation(project, "delete_model", f"projects/{project}/models/{model}")
         op.done, op.response = True, {}
         await self.manager.sync()
         return op.resource()
@@ -175,8 +181,8 @@ class Management:
         op.done = True
 
     async def delete_version(self, registry: Registry, project: str, model: str, version: str) -> dict[str, Any]:
-        op = self._operation(project, "delete_version", f"projects/{project}/models/{model}/versions/{version}")
         await asyncio.to_thread(registry.delete_version, model, version)
+        op = self._operation(project, "delete_version", f"projects/{project}/models/{model}/versions/{version}")
         op.done, op.response = True, {}
         await self.manager.sync()
         return op.resource()
@@ -191,6 +197,13 @@ class Management:
         if op_id not in self.operations:
             raise RequestError(f"Operation {op_id!r} is not known to this node.", status_code=404)
         return self.operations[op_id].resource()
+
+
+def drop_oldest(records: dict[str, Any], limit: int, finished: Callable[[Any], bool]) -> None:
+    """Drop the oldest finished records (in insertion order) until at most ``limit`` records remain."""
+    extra = len(records) - limit
+    for key in [k for k, v in records.items() if finished(v)][:max(0, extra)]:
+        del records[key]
 
 
 _ENCODED = re.compile(r"%(2f|2e|5c|00)", re.IGNORECASE)
