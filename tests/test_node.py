@@ -40,6 +40,8 @@ def _raw(node: RunningNode, method: str, path: str, body: bytes | None = None,
 
 
 PREDICT = "/v1/projects/any-project/models/default/versions/v1:predict"
+TOKEN = "a-node-test-token-long-enough"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}  # the version reads need the admin token
 
 
 def test_ai_platform_predict_passes_other_fields_as_kwargs(echo: RunningNode) -> None:
@@ -163,15 +165,15 @@ def test_a_prediction_over_the_timeout_is_504_and_the_worker_replaced(behaviours
 
 
 def test_load_failures_and_load_timeout_mark_the_version_failed(behaviours_dir: Path) -> None:
-    with _node(behaviours_dir, "from_path_raises.FromPathRaises") as node:
-        status, version, _ = _raw(node, "GET", "/v1/projects/p/models/default/versions/v1")
+    with _node(behaviours_dir, "from_path_raises.FromPathRaises", admin_token=TOKEN) as node:
+        status, version, _ = _raw(node, "GET", "/v1/projects/p/models/default/versions/v1", headers=AUTH)
         assert version["state"] == "FAILED"
         assert "raised FileNotFoundError: model.joblib is missing" in version["errorMessage"]
         status, body, _ = _raw(node, "POST", PREDICT, b'{"instances": [1]}')
         assert status == 503 and "failed to load" in body["error"]["message"]
         assert _raw(node, "GET", "/readyz")[0] == 503
-    with _node(behaviours_dir, "slow_load.SlowLoad", load_timeout=1.0) as node:
-        version = _raw(node, "GET", "/v1/projects/p/models/default/versions/v1")[1]
+    with _node(behaviours_dir, "slow_load.SlowLoad", load_timeout=1.0, admin_token=TOKEN) as node:
+        version = _raw(node, "GET", "/v1/projects/p/models/default/versions/v1", headers=AUTH)[1]
         assert version["state"] == "FAILED" and "load timeout of 1 s" in version["errorMessage"]
 
 

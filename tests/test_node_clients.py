@@ -30,6 +30,7 @@ from cprsdk.testing import RunningNode, free_port, running_node
 from helpers import anonymous_credentials, cprsdk_serve, http, read_jsonl
 
 VERSION = "projects/p/models/iris/versions/v1"
+TOKEN = "a-clients-test-token-long-enough"
 ENDPOINT = "projects/p/locations/us-central1/endpoints/iris"
 
 
@@ -61,17 +62,22 @@ def node(trained_sample: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     registry = str(tmp_path_factory.mktemp("clients-registry") / "registry")
     assert main(["deploy", str(trained_sample), "--model", "iris", "--version", "v1", "--registry", registry,
                  "--format", "json"]) == 0
-    with running_node(registry=registry, poll_interval=0.2) as running:
+    with running_node(registry=registry, poll_interval=0.2, admin_token=TOKEN) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
 def ml(node: RunningNode) -> Iterator[Any]:
-    """google-api-python-client's ``ml`` v1 client, built offline from its bundled discovery document."""
+    """google-api-python-client's ``ml`` v1 client, built offline from its bundled discovery document.
+
+    It bears the node's admin token, which the model and version reads need.
+    """
+    from google.oauth2.credentials import Credentials
     from googleapiclient.discovery import build
 
+    credentials = Credentials(token=TOKEN)  # type: ignore[no-untyped-call]  # google-auth leaves it untyped
     client = build("ml", "v1", static_discovery=True, client_options={"api_endpoint": node.url},
-                   credentials=anonymous_credentials())
+                   credentials=credentials)
     yield client
     client.close()
 

@@ -15,7 +15,7 @@ from cprsdk.cli import main
 from cprsdk.errors import CprError
 from cprsdk.node.client import NodeClient
 from cprsdk.testing import RunningNode, free_port, running_node
-from helpers import PROJECTS, cprsdk_serve, wait_until
+from helpers import PROJECTS, cprsdk_serve, http, wait_until
 
 
 def _project(root: Path, name: str, predictor: str, cls: str = "MyPredictor") -> Path:
@@ -47,9 +47,14 @@ def _deploy(project: Path, registry: str, model: str, version: str, *extra: str)
                  "--format", "json", *extra]) == 0
 
 
+TOKEN = "a-registry-test-token-long-enough"
+
+
 def _state(node: RunningNode, model: str, version: str) -> dict[str, Any]:
-    response = node.client.version(model, version)
-    body: dict[str, Any] = response.body if response.ok else {"state": "ABSENT"}
+    """The node's Version resource (a read that needs the admin token), or state ABSENT."""
+    answer = http(node.url, "GET", f"/v1/projects/p/models/{model}/versions/{version}",
+                  headers={"Authorization": f"Bearer {TOKEN}"})
+    body: dict[str, Any] = answer.json() if answer.status == 200 else {"state": "ABSENT"}
     return body
 
 
@@ -58,7 +63,7 @@ def test_versions_with_the_same_module_names_stay_isolated(tmp_path: Path, capsy
     _deploy(_project(tmp_path, "twin-a", TWIN.format(label="A")), registry, "twins", "a")
     _deploy(_project(tmp_path, "twin-b", TWIN.format(label="B")), registry, "twins", "b")
     _deploy(_project(tmp_path, "broken", FAILS, "FromPathRaises"), registry, "twins", "broken")
-    with running_node(registry=registry, poll_interval=0.2) as node:
+    with running_node(registry=registry, poll_interval=0.2, admin_token=TOKEN) as node:
         wait_until(lambda: _state(node, "twins", "broken")["state"] == "FAILED", what="twins/broken FAILED")
         assert node.client.predict("twins", [1], version="a") == ["A"]
         assert node.client.predict("twins", [1], version="b") == ["B"]
@@ -89,6 +94,21 @@ def test_deploy_wait_sees_ready_and_predict_cli_answers(tmp_path: Path, capsys: 
         assert main(["predict", "--endpoint", node.url, "--model", "nope", "--json-instances",
                      str(tmp_path / "rows.jsonl")]) == 1
         assert json.loads(capsys.readouterr().out)["error"]["code"] == 404
+
+
+def test_deploy_wait_with_the_token_reports_why_a_version_failed(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    registry = str(tmp_path / "registry")
+    (tmp_path / "token.txt").write_text(TOKEN + "\n")
+    project = _project(tmp_path, "broken", FAILS, "FromPathRaises")
+    with running_node(registry=registry, poll_interval=0.2, wait_ready=False, admin_token=TOKEN) as node:
+        assert main(["deploy", str(project), "--model", "w", "--version", "v1", "--registry", registry, "--wait",
+                     "--endpoint", node.url, "--admin-token-file", str(tmp_path / "token.txt")]) == 1
+        assert "ERROR: " in capsys.readouterr().err
+        assert "model.joblib is missing" in _state(node, "w", "v1")["errorMessage"]
+        assert main(["deploy", str(project), "--model", "w", "--version", "v2", "--registry", registry,
+                     "--wait", "--endpoint", node.url]) == 1  # no token: the state from /readyz
+        assert "pass --admin-token-file FILE to see why" in capsys.readouterr().err
 
 
 def _ready(client: NodeClient) -> bool:
@@ -137,7 +157,7 @@ def test_declared_requirements_are_met_or_the_version_fails_naming_them(tmp_path
     _deploy(_with_requirements(tmp_path, "needs_ghost", ["cprsdk-test-no-such-distribution==9.9.9"]),
             registry, "reqs", "unmet")
     capsys.readouterr()
-    with running_node(registry=registry, poll_interval=0.2) as node:
+    with running_node(registry=registry, poll_interval=0.2, admin_token=TOKEN) as node:
         wait_until(lambda: _state(node, "reqs", "unmet")["state"] == "FAILED", timeout=180, what="reqs/unmet FAILED")
         assert node.client.predict("reqs", [1], version="met") == ["needs_numpy"]
         message = _state(node, "reqs", "unmet")["errorMessage"]

@@ -71,12 +71,17 @@ def _print_deployed(result: DeployResult, state: str) -> None:
 
 def _waited_state(args: argparse.Namespace, state: str) -> str:
     """The state the node at --endpoint reports for the new version, once READY or FAILED."""
+    from cprsdk.node.management import read_token
     from cprsdk.registry.deploy import wait_for_version
 
-    node = wait_for_version(args.endpoint, args.model, args.version)
+    token = read_token(args.admin_token_file)
+    node = wait_for_version(args.endpoint, args.model, args.version, token=token)
     state = node.get("state", state)
     if node.get("errorMessage"):
         err(f"ERROR: {node['errorMessage']}")
+    elif state == "FAILED" and token is None:
+        err(f"ERROR: {args.model}/{args.version} failed to load on the node; pass --admin-token-file FILE "
+            "to see why, or read the node's log.")
     return state
 
 
@@ -124,6 +129,9 @@ def _add_deploy_parser(sub: Subparsers) -> None:
     add_quota_flags(p)
     p.add_argument("--wait", action="store_true", help="wait until the node at --endpoint reports READY or FAILED")
     p.add_argument("--endpoint", metavar="URL", help="the prediction node to ask, with --wait")
+    p.add_argument("--admin-token-file", metavar="FILE",
+                   help="the node's admin token, with --wait: read the version's state and errorMessage "
+                        "(without it, --wait reads the state from the node's /readyz)")
     add_registry_flags(p)
     p.set_defaults(func=_cmd_deploy)
 
@@ -131,8 +139,8 @@ def _add_deploy_parser(sub: Subparsers) -> None:
 # ------------------------------------------------------------------ models, versions
 
 
-_VERSION_COLUMNS = (("name", "name"), ("default", "isDefault"), ("prediction class", "predictionClass"),
-                    ("python", "pythonVersion"), ("created", "createTime"))
+_VERSION_COLUMNS = (("name", "name"), ("state", "state"), ("default", "isDefault"),
+                    ("prediction class", "predictionClass"), ("python", "pythonVersion"), ("created", "createTime"))
 _MODEL_COLUMNS = (("name", "name"), ("default version", "defaultVersion"), ("created", "createTime"),
                   ("description", "description"))
 
@@ -162,13 +170,18 @@ def _cmd_models_delete(args: argparse.Namespace) -> int:
 def _cmd_versions_list(args: argparse.Namespace) -> int:
     from cprsdk.cli._output import print_records
 
-    print_records(_registry(args).describe_versions(args.model), _VERSION_COLUMNS, fmt=args.format)
+    records = _registry(args).describe_versions(args.model)
+    print_records(records, _VERSION_COLUMNS, fmt=args.format)
+    for record in records:
+        if record["state"] == "BROKEN" and args.format != "json":
+            err(f"ERROR: {record['errorMessage']}")
     return 0
 
 
 def _cmd_versions_describe(args: argparse.Namespace) -> int:
-    print(json.dumps(_registry(args).describe_version(args.model, need(args.version_name, "VERSION")), indent=2))
-    return 0
+    record = _registry(args).describe_version(args.model, need(args.version_name, "VERSION"))
+    print(json.dumps(record, indent=2))
+    return 1 if record.get("state") == "BROKEN" else 0
 
 
 def _cmd_versions_set_default(args: argparse.Namespace) -> int:

@@ -1,7 +1,9 @@
 """The node's HTTP API as a raw ASGI application (``create_app``).
 
-Routes (DESIGN 3.4): AI Platform v1 predict and read-only versions/models; Vertex AI endpoint
-predict and get; KServe V1; ``/healthz``, ``/readyz``, ``/metrics``. Every error is Google's
+Routes (DESIGN 3.4): AI Platform v1 predict, management (models, versions, operations, jobs: all
+behind the admin token, reads included); Vertex AI endpoint predict and get; KServe V1 (its model
+GET is the unauthenticated readiness view of a model); ``/healthz``, ``/readyz`` (its ``versions``
+map is the unauthenticated readiness view of each version), ``/metrics``. Every error is Google's
 envelope; every response carries ``X-Request-ID``. Query strings (``?alt=json``) are ignored.
 """
 
@@ -47,6 +49,7 @@ class NodeOptions:
     access_log: bool = False
     health_route: str | None = None  # AIP_HEALTH_ROUTE
     predict_route: str | None = None  # AIP_PREDICT_ROUTE: Vertex body, the only model's default version
+    max_records: int = 1000  # operations and finished jobs kept in memory, the newest
 
 
 @dataclass
@@ -57,7 +60,10 @@ class _Response:
 
 
 def _error(exc: CprError) -> _Response:
-    return _Response(exc.status_code, error_bytes(exc.status_code, str(exc)))
+    lines = str(exc).strip().splitlines()  # a multi-line message never reaches a client
+    if len(lines) > 1:
+        log.info("error answered by its first line: %s", exc)
+    return _Response(exc.status_code, error_bytes(exc.status_code, lines[0] if lines else type(exc).__name__))
 
 
 class Node:
@@ -69,8 +75,8 @@ class Node:
         self.options = options
         self.on_startup = on_startup
         self.stats = Metrics()
-        self.management = Management(manager, options.admin_token, options.allowed_prefixes)
-        self.jobs = JobRoutes(self.management)
+        self.management = Management(manager, options.admin_token, options.allowed_prefixes, options.max_records)
+        self.jobs = JobRoutes(self.management, options.max_records)
         self.draining = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -229,24 +235,28 @@ class Node:
     async def kserve_predict(self, scope: Scope, receive: Receive, model: str) -> _Response:
         return await self._predict(scope, receive, model, None, MODE_AIP)
 
-    # ---------------------------------------------------------------- reads
+    # ---------------------------------------------------------------- reads (token)
 
     async def aip_version(self, scope: Scope, receive: Receive, project: str, model: str, version: str) -> _Response:
+        self.management.check_token(dict(scope["headers"]), model=model, version=version)
         found = self.manager.get(model, version)
         return _ok(found.resource(project, is_default=self.manager.is_default(found)))
 
     async def aip_versions(self, scope: Scope, receive: Receive, project: str, model: str) -> _Response:
+        self.management.check_token(dict(scope["headers"]), model=model)
         found = [v for (m, _), v in sorted(self.manager.versions.items()) if m == model]
         if not found and model not in self.manager.defaults:
             raise RequestError(f"Model {model!r} is not on this node.", status_code=404)
         return _ok({"versions": [v.resource(project, is_default=self.manager.is_default(v)) for v in found]})
 
     async def aip_model(self, scope: Scope, receive: Receive, project: str, model: str) -> _Response:
+        self.management.check_token(dict(scope["headers"]), model=model)
         if model not in self.manager.defaults:
             raise RequestError(f"Model {model!r} is not on this node.", status_code=404)
         return _ok(self._model_resource(project, model))
 
     async def aip_models(self, scope: Scope, receive: Receive, project: str) -> _Response:
+        self.management.check_token(dict(scope["headers"]))
         return _ok({"models": [self._model_resource(project, m) for m in sorted(self.manager.defaults)]})
 
     def _model_resource(self, project: str, model: str) -> dict[str, Any]:
@@ -282,22 +292,22 @@ class Node:
         return _ok(await self.management.create_model(registry, project, await self._mgmt_body(scope, receive)))
 
     async def mgmt_delete_model(self, scope: Scope, receive: Receive, project: str, model: str) -> _Response:
-        registry = self.management.authorize(dict(scope["headers"]))
+        registry = self.management.authorize(dict(scope["headers"]), model=model)
         return _ok(await self.management.delete_model(registry, project, model))
 
     async def mgmt_create_version(self, scope: Scope, receive: Receive, project: str, model: str) -> _Response:
-        registry = self.management.authorize(dict(scope["headers"]))
+        registry = self.management.authorize(dict(scope["headers"]), model=model)
         body = await self._mgmt_body(scope, receive)
         return _ok(await self.management.create_version(registry, project, model, body))
 
     async def mgmt_delete_version(self, scope: Scope, receive: Receive, project: str, model: str,
                                   version: str) -> _Response:
-        registry = self.management.authorize(dict(scope["headers"]))
+        registry = self.management.authorize(dict(scope["headers"]), model=model, version=version)
         return _ok(await self.management.delete_version(registry, project, model, version))
 
     async def mgmt_set_default(self, scope: Scope, receive: Receive, project: str, model: str,
                                version: str) -> _Response:
-        registry = self.management.authorize(dict(scope["headers"]))
+        registry = self.management.authorize(dict(scope["headers"]), model=model, version=version)
         return _ok(await self.management.set_default(registry, project, model, version))
 
     async def mgmt_operation(self, scope: Scope, receive: Receive, project: str, op_id: str) -> _Response:

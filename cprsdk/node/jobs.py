@@ -9,22 +9,33 @@ node's allowed prefixes, like a version's artifacts.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from cprsdk.errors import CprError, RegistryError, RequestError
-from cprsdk.node.management import Management
+from cprsdk.node.management import Management, drop_oldest
+from cprsdk.node.worker import public_error
 from cprsdk.registry.registry import Registry, utc_now, validate_name
 
 __all__ = ["JobRoutes"]
 
+log = logging.getLogger("cprsdk.node")
+
 _JOB_FORMATS = {"JSON": "jsonl", "CSV": "csv", "FILES": "files"}
+_FINISHED = ("SUCCEEDED", "FAILED", "CANCELLED")
 
 
 @dataclass
 class JobRoutes:
     management: Management
+    max_records: int = 1000  # finished jobs kept in memory: the newest; running ones always stay
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def _trim(self) -> None:
+        finished = sum(1 for r in self.jobs.values() if r["state"] in _FINISHED)
+        running = len(self.jobs) - finished
+        drop_oldest(self.jobs, running + self.max_records, lambda r: r["state"] in _FINISHED)
 
     async def create_job(self, registry: Registry, project: str, body: dict[str, Any]) -> dict[str, Any]:
         from cprsdk.batch.jobs import JobSpec
@@ -55,6 +66,7 @@ class JobRoutes:
                        source={"model": version.model, "version": version.name, "registry": registry.uri})
         record = {"jobId": job, "state": "QUEUED", "predictionInput": given, "createTime": utc_now()}
         self.jobs[job] = record
+        self._trim()
         asyncio.create_task(self._run_job(record, spec))
         return dict(record)
 
@@ -65,13 +77,16 @@ class JobRoutes:
         try:
             summary = await asyncio.to_thread(run_job, spec)
         except (CprError, OSError) as exc:
-            record.update(state="FAILED", errorMessage=str(exc), endTime=utc_now())
+            log.error("job %s failed: %s", record["jobId"], exc)
+            record.update(state="FAILED", errorMessage=public_error(exc), endTime=utc_now())
+            self._trim()
             return
         state = {"STOPPED": "CANCELLED"}.get(summary.state, summary.state)
         record.update(state=state, endTime=utc_now(), predictionOutput={
             "outputPath": spec.output, "predictionCount": summary.succeeded, "errorCount": summary.failed})
         if summary.message:
             record["errorMessage"] = summary.message
+        self._trim()
 
     def get_job(self, job: str) -> dict[str, Any]:
         if job not in self.jobs:

@@ -47,6 +47,7 @@ class ServeOptions:
     predict_route: str | None = None
     output_formatter: str | None = None
     formatter_args: dict[str, Any] = field(default_factory=dict)
+    max_records: int = 1000  # operations and finished batch jobs the node keeps in memory (the newest)
 
 
 def build_node(options: ServeOptions) -> Node:
@@ -80,7 +81,8 @@ def build_node(options: ServeOptions) -> Node:
 
     node_options = NodeOptions(max_body_bytes=options.max_body_bytes, access_log=options.access_log,
                                admin_token=options.admin_token, allowed_prefixes=options.allowed_prefixes,
-                               health_route=options.health_route, predict_route=options.predict_route)
+                               health_route=options.health_route, predict_route=options.predict_route,
+                               max_records=options.max_records)
     return create_app(manager, node_options, on_startup=startup)
 
 

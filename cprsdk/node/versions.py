@@ -21,9 +21,10 @@ from typing import Any
 
 from cprsdk.errors import CprError, RegistryError, RequestError
 from cprsdk.node.pool import WorkerPool, WorkerSpec
+from cprsdk.node.worker import public_error
 from cprsdk.packaging.install import cache_dir
 from cprsdk.registry.manifest import Manifest
-from cprsdk.registry.registry import Registry
+from cprsdk.registry.registry import BrokenVersion, Registry
 from cprsdk.runtime.resolved import ResolvedVersion, resolve_manifest
 
 __all__ = ["Version", "VersionManager"]
@@ -103,21 +104,33 @@ class VersionManager:
         assert self.registry is not None
         listing = await asyncio.to_thread(self._read_registry, self.registry)
         seen = set()
-        for model, default, manifests in listing:
+        for model, default, manifests, broken in listing:
             self.defaults[model] = default
             for manifest in manifests:
                 key = (model, manifest.name)
                 seen.add(key)
                 if key not in self.versions:
                     self._create(model, manifest)
+            for entry in broken:
+                seen.add((model, entry.name))
+                self._mark_broken(entry)
         for key, version in list(self.versions.items()):
             if key not in seen and version.state != "DELETING":
                 asyncio.create_task(self._retire(version))
         self._update_routing()
 
     @staticmethod
-    def _read_registry(registry: Registry) -> list[tuple[str, str | None, list[Manifest]]]:
-        return [(m.name, m.default_version, registry.list_versions(m.name)) for m in registry.list_models()]
+    def _read_registry(registry: Registry) -> list[tuple[str, str | None, list[Manifest], list[BrokenVersion]]]:
+        return [(m.name, m.default_version, *registry.scan_versions(m.name)) for m in registry.list_models()]
+
+    def _mark_broken(self, entry: BrokenVersion) -> None:
+        """A version whose manifest cannot be read is FAILED, naming the object; the others go on."""
+        if (entry.model, entry.name) in self.versions:
+            return
+        placeholder = Manifest(model=entry.model, name=entry.name, prediction_class="")
+        self.versions[(entry.model, entry.name)] = Version(entry.model, entry.name, placeholder, state="FAILED",
+                                                           error_message=entry.message)
+        log.error("version %s/%s: FAILED: %s", entry.model, entry.name, entry.message)
 
     def _create(self, model: str, manifest: Manifest) -> None:
         version = Version(model, manifest.name, manifest)
@@ -139,8 +152,10 @@ class VersionManager:
                               predict_timeout=self.predict_timeout, load_timeout=self.load_timeout)
             await pool.start()
         except (CprError, OSError) as exc:
-            version.state, version.error_message = "FAILED", _failure_text(exc)
-            log.error("version %s/%s: FAILED: %s", version.model, version.name, version.error_message)
+            # The client sees the cause and the fix; paths, multi-line details and tracebacks go to the log.
+            version.state, version.error_message = "FAILED", public_error(exc)
+            log.error("version %s/%s: FAILED: %s", version.model, version.name, _failure_text(exc),
+                      exc_info=not isinstance(exc, CprError))
             return
         if version.state == "DELETING":
             await pool.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sys
 import traceback
@@ -18,7 +19,26 @@ from cprsdk.errors import CprError, PredictionError, RequestError, error_bytes
 from cprsdk.node.protocol import LENGTH, MODE_RAW, MODE_VERTEX, REQUEST_HEAD, raw_body, response_frame, split_raw
 from cprsdk.runtime.child import enter
 
-__all__ = ["serve_frames"]
+__all__ = ["public_error", "public_text", "serve_frames"]
+
+# An absolute path (file://..., POSIX, ~/..., or C:\\...) that is not part of a URL or a relative path.
+_PATH = re.compile(r"(?<![\w:/.~-])(?:file://[^\s'\"(),;]+|~?(?:/[^\s'\"(),;:\[\]{}<>]+)+/?|[A-Za-z]:\\[^\s'\"(),;]+)")
+_MAX_CHARS = 500
+
+
+def public_text(text: str) -> str:
+    """What of ``text`` may reach a client: its first line, absolute paths as ``<path>``, at most 500 characters."""
+    lines = str(text).strip().splitlines()
+    first = _PATH.sub("<path>", lines[0] if lines else "")
+    return first if len(first) <= _MAX_CHARS else first[:_MAX_CHARS] + "..."
+
+
+def public_error(exc: BaseException) -> str:
+    """A client's view of ``exc``: for a CprError its message and hint, else the exception type and message."""
+    if isinstance(exc, CprError):
+        text = public_text(exc.message)
+        return f"{text} {public_text(exc.hint)}" if exc.hint else text
+    return f"{type(exc).__name__}: {public_text(str(exc))}"
 
 
 def _error(code: int, message: str) -> tuple[int, bytes]:
@@ -38,10 +58,11 @@ def _answer(adapter: Any, body: bytes, mode: int, version: str) -> tuple[int, by
             return _raw(adapter, body)
         return 200, adapter.handle_json(json.loads(body), vertex=mode == MODE_VERTEX, version=version)
     except CprError as exc:
-        return _error(exc.status_code, exc.message if isinstance(exc, (PredictionError, RequestError)) else str(exc))
+        exact = isinstance(exc, (PredictionError, RequestError))
+        return _error(exc.status_code, public_text(exc.message) if exact else public_error(exc))
     except Exception as exc:
-        traceback.print_exc()
-        return _error(500, f"Prediction failed: {type(exc).__name__}: {exc}")
+        traceback.print_exc()  # the whole message and the traceback go to the node's log only
+        return _error(500, f"Prediction failed: {public_error(exc)}")
 
 
 def _read_exactly(stream: BinaryIO, size: int) -> bytes | None:
@@ -79,7 +100,8 @@ def main() -> None:
     except CprError as exc:
         if exc.__cause__ is not None:
             traceback.print_exception(exc.__cause__)
-        os.write(out_fd, response_frame(0, 500, error_bytes(500, str(exc))))
+        print(f"loading {spec['prediction_class']} failed: {exc}", file=sys.stderr)
+        os.write(out_fd, response_frame(0, 500, error_bytes(500, public_error(exc))))
         sys.stderr.flush()
         os._exit(3)
     os.write(out_fd, response_frame(0, 200, b"{}"))

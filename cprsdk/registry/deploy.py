@@ -227,32 +227,61 @@ def deploy(settings: Settings, request: DeployRequest, *, registry: Registry,
                         time.perf_counter() - start, tuple(notes))
 
 
-def wait_for_version(endpoint: str, model: str, version: str, *, timeout: float = 600,
+def wait_for_version(endpoint: str, model: str, version: str, *, token: str | None = None, timeout: float = 600,
                      sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
-    """Poll a node until the version is READY or FAILED; returns the node's Version resource."""
-    import urllib.error
-    import urllib.request
+    """Poll a node until the version is READY or FAILED.
 
-    url = f"{endpoint.rstrip('/')}/v1/projects/-/models/{model}/versions/{version}"
+    With the node's admin ``token`` it returns the node's Version resource (with ``errorMessage``);
+    without one it reads the unauthenticated ``versions`` map of ``/readyz`` and returns ``{"state": ...}``.
+    """
     deadline = time.monotonic() + timeout
     while True:
-        try:
-            with urllib.request.urlopen(url, timeout=10) as response:
-                state: dict[str, Any] = json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            if exc.code != 404:
-                raise NodeError(f"The node at {endpoint} answered {exc.code} for {model}/{version}.",
-                                status_code=exc.code) from None
-            state = {"state": "CREATING"}
-        except (urllib.error.URLError, OSError) as exc:
-            raise NodeUnreachable(
-                f"--wait: no prediction node answered at {endpoint} ({getattr(exc, 'reason', exc)}).",
-                hint="The version is published in the registry; start a node that watches it (`cprsdk serve`) "
-                     "or drop --wait.",
-            ) from None
+        state = _version_state(endpoint, model, version, token)
         if state.get("state") in ("READY", "FAILED"):
             return state
         if time.monotonic() > deadline:
             raise WaitTimeout(f"--wait: {model}/{version} was not READY after {timeout:g} s.",
                               hint="The version is published; follow it with `cprsdk versions describe`.")
         sleep(1.0)
+
+
+def _version_state(endpoint: str, model: str, version: str, token: str | None) -> dict[str, Any]:
+    """One look: the Version resource (404: not there yet), or the version's state in /readyz."""
+    import urllib.error
+    import urllib.request
+
+    base = endpoint.rstrip("/")
+    request = urllib.request.Request(f"{base}/readyz")
+    if token is not None:
+        request = urllib.request.Request(f"{base}/v1/projects/-/models/{model}/versions/{version}",
+                                         headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            data: dict[str, Any] = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        with exc:
+            data = _json_or_empty(exc.read())
+        if token is not None and exc.code == 404:
+            return {"state": "CREATING"}
+        if token is not None or exc.code != 503:  # a node that is not ready still answers its versions map
+            message = data.get("error", {}).get("message", "")
+            raise NodeError(f"The node at {endpoint} answered {exc.code} for {model}/{version}: {message}",
+                            status_code=exc.code, hint="Pass --admin-token-file FILE with the node's token, "
+                                                       "or drop it to wait on /readyz.") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise NodeUnreachable(
+            f"--wait: no prediction node answered at {endpoint} ({getattr(exc, 'reason', exc)}).",
+            hint="The version is published in the registry; start a node that watches it (`cprsdk serve`) "
+                 "or drop --wait.",
+        ) from None
+    if token is not None:
+        return data
+    return {"state": data.get("versions", {}).get(f"{model}/{version}", "CREATING")}
+
+
+def _json_or_empty(raw: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}

@@ -26,12 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cprsdk.errors import ConfigError, RegistryError
+from cprsdk.errors import ConfigError, ManifestError, RegistryError
 from cprsdk.registry.manifest import Manifest
 from cprsdk.storage import AlreadyExists, NotFound, PreconditionFailed, Store, open_store
 
 __all__ = [
     "NAME_RULE",
+    "BrokenVersion",
     "ModelRecord",
     "Registry",
     "RegistryError",
@@ -52,8 +53,9 @@ def default_registry_uri() -> str:
 def validate_name(kind: str, name: str) -> str:
     """Model and version names follow AI Platform: a letter, then letters, digits and underscores."""
     if not isinstance(name, str) or not NAME_RULE.match(name):
+        shown = repr(name) if len(repr(name)) <= 60 else f"{repr(name)[:50]}... ({len(name)} characters)"
         raise ConfigError(
-            f"{kind} name {name!r} is not valid.",
+            f"{kind} name {shown} is not valid.",
             hint="Start with a letter; use only letters, digits and underscores (at most 128), e.g. iris_v2.",
         )
     return name
@@ -61,6 +63,24 @@ def validate_name(kind: str, name: str) -> str:
 
 def utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class BrokenVersion:
+    """A version whose manifest cannot be read: ``key`` is the object, ``reason`` why (it names the key)."""
+
+    model: str
+    name: str
+    key: str
+    reason: str
+
+    @property
+    def message(self) -> str:
+        return (f"The manifest of version {self.name!r} of model {self.model!r} is broken: {self.reason} "
+                f"Delete it with `cprsdk versions delete {self.name} --model {self.model}` and deploy it again.")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "model": self.model, "state": "BROKEN", "errorMessage": self.message}
 
 
 @dataclass(frozen=True)
@@ -130,11 +150,11 @@ class Registry:
         return [self.get_model(n) for n in names]
 
     def delete_model(self, model: str) -> None:
-        self.get_model(model)
-        versions = self.list_versions(model)
+        good, broken = self.scan_versions(model)
+        versions = sorted([v.name for v in good] + [b.name for b in broken])
         if versions:
             raise RegistryError(
-                f"Model {model!r} still has {len(versions)} version(s): {', '.join(v.name for v in versions)}.",
+                f"Model {model!r} still has {len(versions)} version(s): {', '.join(versions)}.",
                 status_code=412, hint="Delete its versions first with `cprsdk versions delete V --model M`.",
             )
         self.store.delete(self._model_key(model))
@@ -171,23 +191,44 @@ class Registry:
         return self.store.exists(self._version_key(model, version))
 
     def list_versions(self, model: str) -> list[Manifest]:
-        """Every version of ``model``, oldest first; a corrupt manifest raises ManifestError naming it."""
+        """Every readable version of ``model``, oldest first; :meth:`scan_versions` also gives the broken ones."""
+        return self.scan_versions(model)[0]
+
+    def scan_versions(self, model: str) -> tuple[list[Manifest], list[BrokenVersion]]:
+        """The versions of ``model``, oldest first, and those whose manifest is corrupt or truncated."""
         self.get_model(model)
         prefix = f"models/{model}/versions/"
-        found = []
+        found, broken = [], []
         for info in self.store.list(prefix):
-            if info.key.endswith(".json") and "/" not in info.key[len(prefix):]:
+            name = info.key[len(prefix):]
+            if not name.endswith(".json") or "/" in name:
+                continue
+            try:
                 found.append(Manifest.loads(self.store.read(info.key).data, source=self.store.url(info.key)))
-        return sorted(found, key=lambda v: (v.create_time, v.name))
+            except ManifestError as exc:
+                reason = exc.message.replace(self.store.url(info.key), info.key)
+                broken.append(BrokenVersion(model, name.removesuffix(".json"), info.key, reason))
+            except NotFound:  # deleted while we listed
+                continue
+        return sorted(found, key=lambda v: (v.create_time, v.name)), sorted(broken, key=lambda b: b.name)
 
     def describe_version(self, model: str, version: str) -> dict[str, Any]:
         """The stored manifest as JSON, with ``isDefault`` (what ``versions describe`` prints)."""
-        manifest = self.get_version(model, version)
-        return {**manifest.to_json(), "isDefault": self.get_model(model).default_version == version}
+        is_default = self.get_model(model).default_version == version
+        try:
+            manifest = self.get_version(model, version)
+        except ManifestError:
+            broken = [b for b in self.scan_versions(model)[1] if b.name == version]
+            if not broken:
+                raise
+            return {**broken[0].to_json(), "isDefault": is_default}
+        return {**manifest.to_json(), "isDefault": is_default}
 
     def describe_versions(self, model: str) -> list[dict[str, Any]]:
         default = self.get_model(model).default_version
-        return [{**m.to_json(), "isDefault": m.name == default} for m in self.list_versions(model)]
+        good, broken = self.scan_versions(model)
+        return ([{**m.to_json(), "state": "PUBLISHED", "isDefault": m.name == default} for m in good]
+                + [{**b.to_json(), "isDefault": b.name == default} for b in broken])
 
     def publish_version(self, manifest: Manifest, *, set_default: bool = False) -> Manifest:
         """Write the manifest create-only (the last step of a deploy), then settle the default version."""
@@ -222,8 +263,10 @@ class Registry:
 
     def delete_version(self, model: str, version: str) -> None:
         record = self.get_model(model)
-        self.get_version(model, version)
-        others = [v.name for v in self.list_versions(model) if v.name != version]
+        if not self.version_exists(model, validate_name("Version", version)):
+            self.get_version(model, version)  # the 404 naming it
+        good, broken = self.scan_versions(model)  # a broken version can be deleted too
+        others = [v.name for v in good if v.name != version] + [b.name for b in broken if b.name != version]
         if record.default_version == version and others:
             raise RegistryError(
                 f"Version {version!r} is the default of model {model!r}, which has other versions.",
