@@ -108,3 +108,16 @@ def test_names_in_management_urls_are_validated(name: str, tmp_path: Path) -> No
             answer = http(node.url, method, path, body, AUTH)
             assert answer.status == 400, (method, path[:80], answer.data[:300])
             assert "name" in answer.json()["error"]["message"] and "is not valid" in answer.json()["error"]["message"]
+
+
+def test_a_corrupt_model_record_hides_only_its_own_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    registry = str(tmp_path / "registry")
+    _deploy(_project(tmp_path, "good"), registry, "v1")
+    Registry(registry).create_model("broken")
+    (tmp_path / "registry" / "models" / "broken" / "model.json").write_text('{"defaultVersion": ')  # truncated
+    assert [m.name for m in Registry(registry).list_models()] == ["iris"]
+    assert main(["versions", "list", "--model", "broken", "--registry", registry]) == 1
+    assert "models/broken/model.json is not valid JSON" in capsys.readouterr().err
+    with running_node(registry=registry, poll_interval=0.2) as node:
+        answer = http(node.url, "POST", "/v1/projects/p/models/iris:predict", b'{"instances": [1]}')
+        assert answer.status == 200 and answer.json()["predictions"] == ["good"]

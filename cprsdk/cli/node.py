@@ -93,7 +93,8 @@ def _add_serve_parser(sub: Subparsers) -> None:
         "serve", help="run a prediction node",
         description="Serve every version in the registry (watched for changes), or one version from local "
         "files with --model-dir, --package and --prediction-class. Each version runs in its own worker "
-        "processes. Routes: AI Platform v1 predict and versions/models reads, Vertex AI endpoints, KServe V1, "
+        "processes. Routes: AI Platform v1 predict (management, reads included, behind --admin-token-file), "
+        "Vertex AI endpoints, KServe V1, "
         "/healthz, /readyz, /metrics. AIP_HTTP_PORT, AIP_HEALTH_ROUTE, AIP_PREDICT_ROUTE and AIP_STORAGE_URI "
         "make it a Vertex AI custom container. SIGTERM drains and exits 0.",
     )

@@ -3,7 +3,7 @@
     app.py       the ASGI app: request rules, handlers, errors as Google's envelope, request ids (``create_app``)
     routes.py    the route table: verb and path to handler name
     versions.py  the versions the node serves: registry watch, resolution, CREATING -> READY
-    management.py  AI Platform v1 models/versions/operations routes that change things (token, prefixes)
+    management.py  AI Platform v1 models/versions/operations routes, reads included (token, prefixes)
     jobs.py      AI Platform batch prediction jobs, run by cprsdk.batch
     pool.py      worker processes of one version, spoken to over a framed pipe protocol
     worker.py    the worker process itself: loads the predictor, answers frames

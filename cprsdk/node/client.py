@@ -27,15 +27,19 @@ class NodeResponse:
 class NodeClient:
     """``NodeClient("http://127.0.0.1:8080").predict("iris", [[5.1, 3.5, 1.4, 0.2]])``."""
 
-    def __init__(self, endpoint: str, *, project: str = "local", timeout: float = 120.0) -> None:
+    def __init__(self, endpoint: str, *, project: str = "local", timeout: float = 120.0,
+                 token: str | None = None) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.project = project
         self.timeout = timeout
+        self.token = token  # the node's admin token, for management routes (reads included)
 
     def request(self, method: str, path: str, body: Any = None) -> NodeResponse:
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(f"{self.endpoint}{path}", data=data, method=method,
-                                     headers={"Content-Type": "application/json"} if data is not None else {})
+        headers = {"Content-Type": "application/json"} if data is not None else {}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        req = urllib.request.Request(f"{self.endpoint}{path}", data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 return NodeResponse(resp.status, json.loads(resp.read() or b"null"), resp.headers.get("x-request-id"))

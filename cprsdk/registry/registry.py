@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import json
+import logging
 import os
 import re
 import uuid
@@ -40,6 +41,7 @@ __all__ = [
     "validate_name",
 ]
 
+log = logging.getLogger("cprsdk.registry")
 NAME_RULE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
 _CAS_ATTEMPTS = 20
 
@@ -130,9 +132,18 @@ class Registry:
         except NotFound:
             raise RegistryError(f"Model {model!r} does not exist in {self.uri}.", status_code=404,
                                 hint=f"Create it with `cprsdk models create {model}`, or deploy a version.") from None
-        data = json.loads(blob.data)
-        return ModelRecord(model, data.get("defaultVersion"), data.get("description", ""),
-                           data.get("createTime", ""), blob.token)
+        where = self.store.url(self._model_key(model))
+        try:
+            data = json.loads(blob.data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ManifestError(f"The model record {where} is not valid JSON ({exc}).",
+                                hint="Rewrite it with `cprsdk models create`, after deleting it.") from None
+        default = data.get("defaultVersion") if isinstance(data, dict) else 0
+        if not isinstance(default, (str, type(None))):
+            raise ManifestError(f"The model record {where} is not a model record (defaultVersion {default!r}).",
+                                hint="Delete it and create the model again.")
+        return ModelRecord(model, default, str(data.get("description", "")), str(data.get("createTime", "")),
+                           blob.token)
 
     def create_model(self, model: str, *, description: str = "", exist_ok: bool = False) -> ModelRecord:
         validate_name("Model", model)
@@ -147,7 +158,13 @@ class Registry:
     def list_models(self) -> list[ModelRecord]:
         names = sorted({info.key.split("/")[1] for info in self.store.list("models/")
                         if info.key.endswith("/model.json") and info.key.count("/") == 2})
-        return [self.get_model(n) for n in names]
+        found = []
+        for name in names:
+            try:
+                found.append(self.get_model(name))
+            except ManifestError as exc:  # one broken record must not hide every other model
+                log.error("%s", exc)
+        return found
 
     def delete_model(self, model: str) -> None:
         good, broken = self.scan_versions(model)
