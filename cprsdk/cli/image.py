@@ -1,14 +1,18 @@
-"""``cprsdk image manifests`` (what each platform needs to run an image)."""
+"""``cprsdk image build`` (a container image for one version) and ``cprsdk image manifests``."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from cprsdk.cli._common import Subparsers, err
+from cprsdk.cli._common import Subparsers, add_local_files_flags, add_registry_flags, err
 from cprsdk.errors import ConfigError
+
+if TYPE_CHECKING:
+    from cprsdk.image.context import ImageSource
 
 __all__ = ["add_parsers"]
 
@@ -90,9 +94,89 @@ def _add_manifests_parser(actions: Subparsers) -> None:
     p.set_defaults(func=_cmd_manifests)
 
 
+# ------------------------------------------------------------------ build
+
+
+def _source(args: argparse.Namespace, work: Path) -> ImageSource:
+    from cprsdk.config import load_settings
+    from cprsdk.image.context import from_local, from_registry
+
+    local = {"model_dir": args.model_dir, "packages": args.package, "prediction_class": args.prediction_class}
+    if any(v is not None for v in local.values()):
+        return from_local(load_settings(".", local), args.model or "default", args.version_name or "v1", work)
+    if not args.model:
+        raise ConfigError("cprsdk image build needs --model (a registry version) or local files.",
+                          hint="Pass --model M [--version V] [--registry R], or --model-dir, --package and "
+                          "--prediction-class.")
+    settings = load_settings(".", {"registry": args.registry})
+    return from_registry(settings.registry, args.model, args.version_name, work)
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    import dataclasses
+    import tempfile
+
+    from cprsdk.image.context import write_context
+    from cprsdk.image.docker import build_image, docker_command
+    from cprsdk.image.wheelhouse import Platform
+
+    platform = Platform(platform=args.platform, python_version=args.python_version)
+    if args.context_only is None:
+        docker_command()  # before any download: say early that there is no docker
+    with tempfile.TemporaryDirectory(prefix="cprsdk-image-") as tmp:
+        source = _source(args, Path(tmp))
+        if args.requirement:
+            source = dataclasses.replace(source, requirements=(*source.requirements, *args.requirement))
+        context = Path(args.context_only) if args.context_only else Path(tmp, "context")
+        write_context(source, context, base=args.base, bake_model=args.bake_model, platform=platform)
+        if args.context_only:
+            tag = f" -t {args.tag}" if args.tag else ""
+            print(context)
+            err(f"next: DOCKER_BUILDKIT=0 docker build --network none{tag} {context}")
+            return 0
+        built = build_image(context, tag=args.tag)
+    print(json.dumps({"id": built.image_id, "tag": built.tag, "size": built.size}))
+    err(f"built {built.tag or built.image_id} ({built.size / 1e6:.0f} MB)")
+    return 0
+
+
+def _add_build_parser(actions: Subparsers) -> None:
+    p = actions.add_parser(
+        "build", help="build a container image that serves one version",
+        description="Build an image whose entrypoint is `cprsdk serve` for one version, from the registry "
+        "(--model M --version V) or from local files (--model-dir, --package, --prediction-class). The build is "
+        "offline: dependencies come from a wheelhouse pip makes here for the base image's platform. The image "
+        "runs as a non-root user, speaks the Vertex AI, SageMaker and KServe contracts, and is labelled with the "
+        "version's digest and the cprsdk version.",
+    )
+    add_registry_flags(p, role="registry of the version", output=False)
+    p.add_argument("--model", help="the model (a registry version; with local files, its name in the image)")
+    p.add_argument("--version", dest="version_name", help="the version (default: the model's default version)")
+    add_local_files_flags(p, model_dir="local files: the model directory (always baked in)",
+                          package="local files: sdists or source folders", prediction_class="local files: the class")
+    p.add_argument("--base", default="python:3.11-slim", metavar="IMAGE",
+                   help="base image with Python 3.11 (default: python:3.11-slim)")
+    p.add_argument("--bake-model", action="store_true",
+                   help="put the model directory in the image (default for local files); otherwise the node "
+                   "fetches it at start from the registry, AIP_STORAGE_URI, /opt/ml/model or /mnt/models")
+    p.add_argument("--requirement", action="append", metavar="REQ",
+                   help="a distribution the image also needs, beyond what the packages declare, e.g. "
+                   "scikit-learn==1.5.2 (repeat)")
+    p.add_argument("--tag", help="tag for the image, e.g. registry.example/iris:v1")
+    p.add_argument("--platform", default="manylinux_2_36_x86_64",
+                   help="wheel platform of the base image (default: manylinux_2_36_x86_64, glibc 2.36)")
+    p.add_argument("--python-version", default="3.11", help="the base image's Python (default: 3.11)")
+    p.add_argument("--context-only", metavar="DIR",
+                   help="write the Dockerfile, wheelhouse and packages into DIR and print how to build them; "
+                   "needs no Docker")
+    p.set_defaults(func=_cmd_build)
+
+
 def add_parsers(sub: Subparsers) -> None:
-    """``image manifests``."""
+    """``image build`` and ``image manifests``."""
     p = sub.add_parser("image", help="container images and their deployments",
-                       description="`image manifests` renders what each platform needs to run an image.")
+                       description="`image build` makes a container image for one version; `image manifests` "
+                       "renders what each platform needs to run it.")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    _add_build_parser(actions)
     _add_manifests_parser(actions)
