@@ -43,7 +43,7 @@ def _k8s_roundtrip(obj: Any, model: str) -> Any:
 
 
 def test_sagemaker_requests_pass_botocore_validation() -> None:
-    spec = DeploySpec(image="123.dkr.ecr.us-east-1.amazonaws.com/iris:1", model="iris",
+    spec = DeploySpec(image="123.dkr.ecr.us-east-1.amazonaws.com/iris:1", model="iris", version="v1",
                       model_uri="s3://bucket/iris/model.tar.gz", role_arn="arn:aws:iam::123:role/sm")
     service = botocore.session.get_session().get_service_model("sagemaker")
     requests = render("sagemaker", spec)
@@ -184,3 +184,13 @@ def test_bad_inputs_say_what_to_do(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--name 'Bad_Name' is not a DNS-1123 label" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="min"):
         DeploySpec(image="x", min_replicas=3, max_replicas=2)
+
+
+def test_without_model_the_image_decides_what_it_serves() -> None:
+    """An image from `cprsdk image build` names its version itself; the manifests do not override it."""
+    spec = DeploySpec(image="registry.example/team/iris:v7")
+    assert spec.resource == "iris-v7"
+    env = render("sagemaker", spec)["sagemaker-create-model"]["PrimaryContainer"]["Environment"]
+    assert "CPRSDK_IMAGE_MODEL" not in env and "CPRSDK_IMAGE_VERSION" not in env
+    deployment = render("kubernetes", spec)["kubernetes-deployment"]
+    assert _k8s_roundtrip(deployment, "V1Deployment") == deployment

@@ -67,9 +67,10 @@ def _add_manifests_parser(actions: Subparsers) -> None:
     )
     p.add_argument("--target", required=True, choices=("vertex", "sagemaker", "kserve", "kubernetes", "cloudrun"))
     p.add_argument("--image", required=True, help="the image, as the platform pulls it (REGISTRY/NAME:TAG)")
-    p.add_argument("--model", default="default", help="the model the image serves (default: default)")
-    p.add_argument("--version", dest="version_name", default="v1", help="the version it serves (default: v1)")
-    p.add_argument("--name", help="resource name on the platform (default: <model>-<version>, DNS-safe)")
+    p.add_argument("--model", help="the model the node serves it as (default: the one the image was built for)")
+    p.add_argument("--version", dest="version_name", help="the version (default: the image's)")
+    p.add_argument("--name", help="resource name on the platform (default: <model>-<version>, else the image's "
+                   "name and tag, DNS-safe)")
     p.add_argument("--registry", metavar="URI", help="serve every version of this registry instead")
     p.add_argument("--model-uri", metavar="URI",
                    help="the model directory in storage: Vertex artifactUri (gs://), SageMaker ModelDataUrl "

@@ -29,9 +29,9 @@ class DeploySpec:
     """The common inputs of every target; sizes and counts have defaults that suit a small CPU model."""
 
     image: str
-    model: str = "default"
-    version: str = "v1"
-    name: str = ""  # the resource name on every platform; default: "<model>-<version>" made DNS-safe
+    model: str | None = None  # None: the model the image was built for (its CPRSDK_IMAGE_MODEL)
+    version: str | None = None  # likewise
+    name: str = ""  # the resource name on every platform; default: "<model>-<version>", else the image's name
     port: int = 8080
     registry: str | None = None  # serve every version of this registry instead of the image's own version
     model_uri: str | None = None  # the model directory in storage (Vertex artifactUri, SageMaker ModelDataUrl...)
@@ -66,7 +66,12 @@ class DeploySpec:
 
     @property
     def resource(self) -> str:
-        return self.name or resource_name(f"{self.model}-{self.version}")
+        if self.name:
+            return self.name
+        if self.model:
+            return resource_name("-".join(p for p in (self.model, self.version) if p))
+        repository = self.image.rsplit("/", 1)[-1].split("@")[0]  # registry.example/team/iris:v1 -> iris-v1
+        return resource_name(repository.replace(":", "-"))
 
     @property
     def grace_seconds(self) -> int:
@@ -74,8 +79,15 @@ class DeploySpec:
         return self.pre_stop_seconds + DRAIN_SECONDS + 15
 
     def environment(self) -> dict[str, str]:
-        """What the image's entrypoint reads: the version to name, the registry to serve, the user's extras."""
-        values = {"CPRSDK_IMAGE_MODEL": self.model, "CPRSDK_IMAGE_VERSION": self.version}
+        """What the image's entrypoint reads: the version to name, the registry to serve, the user's extras.
+
+        Model and version are set only when given: the image already names the version it was built for.
+        """
+        values: dict[str, str] = {}
+        if self.model:
+            values["CPRSDK_IMAGE_MODEL"] = self.model
+        if self.version:
+            values["CPRSDK_IMAGE_VERSION"] = self.version
         if self.registry:
             values["CPRSDK_REGISTRY"] = self.registry
         values.update(dict(self.env))
@@ -83,4 +95,5 @@ class DeploySpec:
 
     def labels(self) -> dict[str, str]:
         return {"app.kubernetes.io/name": self.resource, "app.kubernetes.io/managed-by": "cprsdk",
-                "cprsdk.dev/model": resource_name(self.model), "cprsdk.dev/version": resource_name(self.version)}
+                "cprsdk.dev/model": resource_name(self.model or self.resource),
+                "cprsdk.dev/version": resource_name(self.version or "image")}
