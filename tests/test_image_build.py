@@ -122,17 +122,26 @@ def docker() -> Iterator[None]:
     yield
 
 
-def _built_image(sample: Path, tag: str, capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
-    assert main(_local_build(sample, "--tag", tag)) == 0, capsys.readouterr().err
+def _built_image(argv: list[str], tag: str, capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
+    assert main([*argv, "--tag", tag]) == 0, capsys.readouterr().err
     built: dict[str, str] = json.loads(capsys.readouterr().out)
     return built
+
+
+def _stop(name: str) -> str:
+    """``docker stop`` (SIGTERM, 30 s grace); the container's exit code."""
+    start = time.monotonic()
+    subprocess.run(["docker", "stop", "-t", "30", name], check=True, capture_output=True)
+    assert time.monotonic() - start < 30
+    return subprocess.run(["docker", "inspect", "--format", "{{.State.ExitCode}}", name],
+                          capture_output=True, text=True, check=True).stdout.strip()
 
 
 @pytest.mark.timeout(900)
 @pytest.mark.usefixtures("docker")
 def test_image_serves_the_sample_and_stops_cleanly(trained_sample: Path, capsys: pytest.CaptureFixture[str]) -> None:
     tag = f"cprsdk-test-zc:{int(time.time())}"
-    built = _built_image(trained_sample, tag, capsys)
+    built = _built_image(_local_build(trained_sample), tag, capsys)
     assert built["tag"] == tag and built["id"].startswith("sha256:") and int(built["size"]) > 0
     port = free_port()
     name = f"cprsdk-test-{port}"
@@ -148,12 +157,36 @@ def test_image_serves_the_sample_and_stops_cleanly(trained_sample: Path, capsys:
         assert answer.json()["predictions"] == in_process.predict(instances)
         user = subprocess.run(["docker", "exec", name, "id", "-u"], capture_output=True, text=True).stdout.strip()
         assert user == "10001"
-        start = time.monotonic()
-        subprocess.run(["docker", "stop", "-t", "30", name], check=True, capture_output=True)
-        assert time.monotonic() - start < 30
-        state = subprocess.run(["docker", "inspect", "--format", "{{.State.ExitCode}}", name],
-                               capture_output=True, text=True, check=True).stdout.strip()
-        assert state == "0"
+        assert _stop(name) == "0"
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+        subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.usefixtures("docker")
+def test_registry_image_fetches_its_version_at_start(trained_sample: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Not baked: the container fetches the version's model from the registry (mounted here), verified."""
+    registry = tmp_path / "registry"
+    assert main(["deploy", str(trained_sample), "--model", "iris", "--version", "v1", "--registry", str(registry)]) == 0
+    capsys.readouterr()
+    tag = f"cprsdk-test-iris:{int(time.time())}"
+    _built_image(["image", "build", "--model", "iris", "--version", "v1", "--registry", str(registry),
+                  "--requirement", SKLEARN, "--base", BASE], tag, capsys)
+    port = free_port()
+    name = f"cprsdk-test-{port}"
+    try:
+        subprocess.run(["docker", "run", "-d", "--name", name, "--network", "host", "-v", f"{registry}:{registry}:ro",
+                        "-e", "CPRSDK_HOST=127.0.0.1", "-e", f"CPRSDK_PORT={port}", tag], check=True,
+                       capture_output=True)
+        base = f"http://127.0.0.1:{port}"
+        wait_until(lambda: answers_200(base, "/readyz"), timeout=120, what="the container to be ready")
+        instances = read_jsonl(trained_sample / "sample.jsonl")[:3]
+        in_process = load_predictor("predictor.MyPredictor", trained_sample / "model", paths=[trained_sample])
+        answer = http(base, "POST", "/invocations", json.dumps({"instances": instances}).encode())
+        assert answer.json()["predictions"] == in_process.predict(instances)
+        assert _stop(name) == "0"
     finally:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True)
         subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)
