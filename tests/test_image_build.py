@@ -128,6 +128,14 @@ def _built_image(argv: list[str], tag: str, capsys: pytest.CaptureFixture[str]) 
     return built
 
 
+def _run(tag: str, name: str, env: dict[str, str], mounts: tuple[Path, ...] = ()) -> None:
+    """``docker run -d`` on the host's network, bound to 127.0.0.1; ``mounts`` read-only at the same paths."""
+    args = [arg for key, value in {"CPRSDK_HOST": "127.0.0.1", **env}.items() for arg in ("-e", f"{key}={value}")]
+    volumes = [arg for path in mounts for arg in ("-v", f"{path}:{path}:ro")]
+    subprocess.run(["docker", "run", "-d", "--name", name, "--network", "host", *volumes, *args, tag], check=True,
+                   capture_output=True)
+
+
 def _stop(name: str) -> str:
     """``docker stop`` (SIGTERM, 30 s grace); the container's exit code."""
     start = time.monotonic()
@@ -146,8 +154,7 @@ def test_image_serves_the_sample_and_stops_cleanly(trained_sample: Path, capsys:
     port = free_port()
     name = f"cprsdk-test-{port}"
     try:
-        subprocess.run(["docker", "run", "-d", "--name", name, "--network", "host", "-e", "CPRSDK_HOST=127.0.0.1",
-                        "-e", f"CPRSDK_PORT={port}", tag], check=True, capture_output=True)
+        _run(tag, name, {"CPRSDK_PORT": str(port)})
         base = f"http://127.0.0.1:{port}"
         wait_until(lambda: answers_200(base, "/readyz"), timeout=120, what="the container to be ready")
         instances = read_jsonl(trained_sample / "sample.jsonl")
@@ -167,26 +174,34 @@ def test_image_serves_the_sample_and_stops_cleanly(trained_sample: Path, capsys:
 @pytest.mark.usefixtures("docker")
 def test_registry_image_fetches_its_version_at_start(trained_sample: Path, tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
-    """Not baked: the container fetches the version's model from the registry (mounted here), verified."""
+    """Not baked: the container fetches the version's model from the registry (mounted here), verified; or,
+    run as Vertex AI runs it, downloads AIP_STORAGE_URI and serves on AIP_HTTP_PORT and the AIP routes."""
     registry = tmp_path / "registry"
     assert main(["deploy", str(trained_sample), "--model", "iris", "--version", "v1", "--registry", str(registry)]) == 0
     capsys.readouterr()
     tag = f"cprsdk-test-iris:{int(time.time())}"
     _built_image(["image", "build", "--model", "iris", "--version", "v1", "--registry", str(registry),
                   "--requirement", SKLEARN, "--base", BASE], tag, capsys)
+    instances = read_jsonl(trained_sample / "sample.jsonl")[:3]
+    expected = load_predictor("predictor.MyPredictor", trained_sample / "model", paths=[trained_sample]).predict(
+        instances)
+    body = json.dumps({"instances": instances}).encode()
     port = free_port()
-    name = f"cprsdk-test-{port}"
+    names = [f"cprsdk-test-{port}", f"cprsdk-test-{port}-vertex"]
     try:
-        subprocess.run(["docker", "run", "-d", "--name", name, "--network", "host", "-v", f"{registry}:{registry}:ro",
-                        "-e", "CPRSDK_HOST=127.0.0.1", "-e", f"CPRSDK_PORT={port}", tag], check=True,
-                       capture_output=True)
+        _run(tag, names[0], {"CPRSDK_PORT": str(port)}, (registry,))
         base = f"http://127.0.0.1:{port}"
         wait_until(lambda: answers_200(base, "/readyz"), timeout=120, what="the container to be ready")
-        instances = read_jsonl(trained_sample / "sample.jsonl")[:3]
-        in_process = load_predictor("predictor.MyPredictor", trained_sample / "model", paths=[trained_sample])
-        answer = http(base, "POST", "/invocations", json.dumps({"instances": instances}).encode())
-        assert answer.json()["predictions"] == in_process.predict(instances)
-        assert _stop(name) == "0"
+        assert http(base, "POST", "/invocations", body).json()["predictions"] == expected  # SageMaker's route
+        assert _stop(names[0]) == "0"
+        # as Vertex AI runs it: its port and routes, and the model from AIP_STORAGE_URI
+        vertex = {"AIP_HTTP_PORT": str(port), "AIP_PREDICT_ROUTE": "/predict", "AIP_HEALTH_ROUTE": "/health",
+                  "AIP_STORAGE_URI": str(trained_sample / "model")}
+        _run(tag, names[1], vertex, (trained_sample / "model",))
+        wait_until(lambda: answers_200(base, "/health"), timeout=120, what="the Vertex AI health route")
+        assert http(base, "POST", "/predict", body).json()["predictions"] == expected
+        assert _stop(names[1]) == "0"
     finally:
-        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+        for name in names:
+            subprocess.run(["docker", "rm", "-f", name], capture_output=True)
         subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)
