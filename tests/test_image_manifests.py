@@ -132,6 +132,9 @@ def test_kserve_inference_service() -> None:
     assert isvc["metadata"]["namespace"] == "ml"
     container = isvc["spec"]["predictor"]["containers"][0]
     assert _k8s_roundtrip(container, "V1Container") == container
+    # the predictor is a pod spec (inlined) plus KServe's component fields
+    pod = {k: v for k, v in isvc["spec"]["predictor"].items() if k not in ("minReplicas", "maxReplicas")}
+    assert _k8s_roundtrip(pod, "V1PodSpec") == pod
     assert container["name"] == "kserve-container"
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["STORAGE_URI"] == "gs://b/iris/model"
