@@ -149,11 +149,11 @@ def _stop(name: str) -> str:
 @pytest.mark.usefixtures("docker")
 def test_image_serves_the_sample_and_stops_cleanly(trained_sample: Path, capsys: pytest.CaptureFixture[str]) -> None:
     tag = f"cprsdk-test-zc:{int(time.time())}"
-    built = _built_image(_local_build(trained_sample), tag, capsys)
-    assert built["tag"] == tag and built["id"].startswith("sha256:") and int(built["size"]) > 0
     port = free_port()
     name = f"cprsdk-test-{port}"
     try:
+        built = _built_image(_local_build(trained_sample), tag, capsys)
+        assert built["tag"] == tag and built["id"].startswith("sha256:") and int(built["size"]) > 0
         _run(tag, name, {"CPRSDK_PORT": str(port)})
         base = f"http://127.0.0.1:{port}"
         wait_until(lambda: answers_200(base, "/readyz"), timeout=120, what="the container to be ready")
@@ -180,8 +180,6 @@ def test_registry_image_fetches_its_version_at_start(trained_sample: Path, tmp_p
     assert main(["deploy", str(trained_sample), "--model", "iris", "--version", "v1", "--registry", str(registry)]) == 0
     capsys.readouterr()
     tag = f"cprsdk-test-iris:{int(time.time())}"
-    _built_image(["image", "build", "--model", "iris", "--version", "v1", "--registry", str(registry),
-                  "--requirement", SKLEARN, "--base", BASE], tag, capsys)
     instances = read_jsonl(trained_sample / "sample.jsonl")[:3]
     expected = load_predictor("predictor.MyPredictor", trained_sample / "model", paths=[trained_sample]).predict(
         instances)
@@ -189,6 +187,8 @@ def test_registry_image_fetches_its_version_at_start(trained_sample: Path, tmp_p
     port = free_port()
     names = [f"cprsdk-test-{port}", f"cprsdk-test-{port}-vertex"]
     try:
+        _built_image(["image", "build", "--model", "iris", "--version", "v1", "--registry", str(registry),
+                      "--requirement", SKLEARN, "--base", BASE], tag, capsys)
         _run(tag, names[0], {"CPRSDK_PORT": str(port)}, (registry,))
         base = f"http://127.0.0.1:{port}"
         wait_until(lambda: answers_200(base, "/readyz"), timeout=120, what="the container to be ready")
