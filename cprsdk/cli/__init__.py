@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import Iterator, Sequence
 
 from cprsdk import __version__
-from cprsdk.cli import batch, local, node, project, registry
+from cprsdk.cli import batch, image, local, node, project, registry
 from cprsdk.cli._common import err
 from cprsdk.errors import CprError
 
@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"cprsdk {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for family in (project, local, registry, node, batch):  # the order of `cprsdk --help`
+    for family in (project, local, registry, node, batch, image):  # the order of `cprsdk --help`
         family.add_parsers(sub)
     return parser
 
