@@ -33,6 +33,7 @@ __all__ = [
     "PackageFile",
     "cache_dir",
     "cached_site",
+    "check_wheel_tags",
     "discard",
     "install_package",
     "install_wheel",
@@ -201,6 +202,25 @@ def install_wheel(wheel: Path, target: Path) -> None:
     _unpack_wheel(wheel, wheel.name, target)
 
 
+def check_wheel_tags(name: str) -> None:
+    """Refuse a wheel this interpreter cannot run (named for another Python, ABI or platform)."""
+    from packaging.tags import sys_tags
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+    try:
+        tags = parse_wheel_filename(name)[3]
+    except InvalidWheelFilename as exc:
+        raise BuildError(f"{name} is not named as a wheel is ({exc}).",
+                         hint="Keep the name the build gave it: name-version-python-abi-platform.whl.") from None
+    if tags.isdisjoint(sys_tags()):
+        here = next(iter(sys_tags()))
+        raise BuildError(
+            f"{name} is built for {', '.join(sorted(str(t) for t in tags))}, which this Python ({here}) cannot run.",
+            hint=f"Build the wheel with Python {sys.version_info.major}.{sys.version_info.minor} on this platform, "
+                 "or deploy the sdist instead.",
+        )
+
+
 def install_package(package: PackageFile, target: Path) -> None:
     """Install one sdist or wheel into ``target`` from the bytes verified against its sha256."""
     from cprsdk.packaging.build import build_distribution, with_flat_layout
@@ -211,6 +231,7 @@ def install_package(package: PackageFile, target: Path) -> None:
         install_wheel(package.wheel, target)
         return
     if name.endswith(".whl"):
+        check_wheel_tags(name)
         _unpack_wheel(io.BytesIO(_verified_bytes(package)), name, target)
         return
     if not name.endswith((".tar.gz", ".tgz")):
