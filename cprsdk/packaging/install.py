@@ -8,7 +8,7 @@ folder whose files no longer match their record is moved aside and installed aga
 entry that changed on disk is never used::
 
     <cache>/site/<key>/                      the installed files, plus .cprsdk-record.json
-    <cache>/site/<key>.requirements/         declared requirements pip installed for it
+    <cache>/requirements/<key>/              unmet declared requirements, keyed by their set (see requirements)
 """
 
 from __future__ import annotations

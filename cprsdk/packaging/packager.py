@@ -162,11 +162,14 @@ def _clean_import_check(
     settings: Settings, sdists: list[Path], refs: set[GlobalRef], pickles: list[dict[str, Any]], work: Path,
     wheels: list[Path] | None = None,
 ) -> tuple[Check, Check, Check]:
+    from cprsdk.packaging.requirements import ensure_requirements
+
     site = work / "site"
     _install_for_check(sdists, wheels, site)
     shown = ", ".join(s.name for s in sdists)
+    sites = ensure_requirements(site)  # as every path that runs the package installs them
     answer = run_job(
-        {"kind": "check", "sites": [str(site)], "prediction_class": settings.prediction_class,
+        {"kind": "check", "sites": [str(s) for s in sites], "prediction_class": settings.prediction_class,
          "references": [[r.module, r.name] for r in sorted(refs)]},
         cwd=work,
     )
@@ -187,11 +190,11 @@ def _clean_import_check(
         Check("prediction class", True, f"{settings.prediction_class} imports from {shown} alone"),
         Check("pickle references", True,
               f"{len(refs)} globals resolve ({in_package} from the package, the rest from the runtime)"),
-        _requirements_check(site),
+        _requirements_check(site, sites),
     )
 
 
-def _requirements_check(site: Path) -> Check:
+def _requirements_check(site: Path, sites: list[Path]) -> Check:
     from cprsdk.packaging.requirements import declared_requirements, unmet
 
     declared = declared_requirements(site)
@@ -200,8 +203,8 @@ def _requirements_check(site: Path) -> Check:
         return Check("requirements", True, "none declared")
     if not missing:
         return Check("requirements", True, f"{len(declared)} declared, all installed here")
-    return Check("requirements", True, f"{len(declared)} declared; not installed here: {', '.join(missing)} "
-                 "(a node installs them for this version)")
+    return Check("requirements", True, f"{len(declared)} declared; installed for the check (cached in "
+                 f"{sites[-1]}): {', '.join(missing)}; local predict, batch and nodes install the same")
 
 
 def _require_class(settings: Settings) -> str:

@@ -86,8 +86,9 @@ def _import_module(module_name: str, qualified_name: str, paths: Sequence[str]) 
         raise PredictorImportError(
             f"Module {module_name!r} (for prediction class {qualified_name!r}) imports {missing!r}, "
             "which is not installed.",
-            hint=f"Add the module {missing!r} to your package, or install its distribution "
-            "in the serving environment.",
+            hint=f"Declare the distribution that provides {missing!r} in requirements.txt (a bare folder), "
+            "install_requires or dependencies: it is then installed with the package. If it is a module of "
+            "your own, ship it in the package.",
         ) from None
     except Exception as exc:  # user code at import time: report, never crash
         raise PredictorImportError(
