@@ -24,6 +24,7 @@ from cprsdk.runtime.predictor import load_predictor
 from cprsdk.storage import open_store
 from cprsdk.testing import running_node
 from helpers import PROJECTS, read_jsonl, run_python
+from scenario import Project
 
 TRAIN = """
 import json, pickle
@@ -182,3 +183,45 @@ def test_an_old_sdist_passes_the_checks_of_deploy_package(
                  "--prediction-class", CLASS, "--model-dir", str(legacy / "model"), "--format", "json"]) == 0
     manifest = _stdout_json(capsys)["manifest"]
     assert [p["path"] for p in manifest["packages"]] == ["legacy_cpr-0.1.tar.gz"]
+
+
+def test_sklearn_externals_joblib_fails_package_with_its_real_cause_and_the_fix(
+    project: Project, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = project("legacy-joblib")
+    assert main(["package", str(src), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("ERROR: ") == 1 and "could not run" not in err and "without an answer" not in err
+    assert ("Importing module 'predictor' for prediction class 'predictor.MyPredictor' failed with ImportError: "
+            "cannot import name 'joblib' from 'sklearn.externals' at predictor.py line 6: "
+            "`from sklearn.externals import joblib`. sklearn.externals.joblib was removed in scikit-learn 0.23: "
+            "write `import joblib` instead") in err
+    assert not (src / "dist").exists()
+    (src / "one.jsonl").write_text("[1, 2]\n")
+    assert main(["local", "predict", "--package", str(src), "--model-dir", str(src / "model"),
+                 "--prediction-class", CLASS, "--json-instances", str(src / "one.jsonl")]) == 1
+    message = json.loads(capsys.readouterr().out)["error"]["message"]
+    assert "ImportError: cannot import name 'joblib' from 'sklearn.externals' at predictor.py line 6" in message
+    assert "write `import joblib` instead" in message
+    with running_node(model_dir=src / "model", packages=[src], prediction_class=CLASS) as node:
+        version = node.client.request("GET", "/v1/projects/p/models/default/versions/v1").body
+    assert version["state"] == "FAILED"
+    assert "ImportError: cannot import name 'joblib' from 'sklearn.externals' at predictor.py line 6" in \
+        version["errorMessage"]
+    assert "write `import joblib` instead" in version["errorMessage"]
+
+
+def test_python_2_syntax_is_named_with_its_line(project: Project, capsys: pytest.CaptureFixture[str]) -> None:
+    src = project("ok")
+    (src / "scaler.py").write_text((src / "scaler.py").read_text() + '\n\nprint "loaded"\n')
+    assert main(["package", str(src), "-q"]) == 1  # a module that a pickle needs
+    err = capsys.readouterr().err
+    assert ("model/scaler.pkl needs scaler.Scaler, which cannot be loaded: SyntaxError: Missing parentheses in call "
+            "to 'print'. Did you mean print(...)? at scaler.py line 12: `print \"loaded\"`. That is Python 2 syntax") \
+        in err
+    (src / "predictor.py").write_text('print "importing"\n' + (src / "predictor.py").read_text())
+    assert main(["package", str(src), "-q"]) == 1  # the predictor's own module
+    err = capsys.readouterr().err
+    assert ("Importing module 'predictor' for prediction class 'predictor.MyPredictor' failed with SyntaxError: "
+            "Missing parentheses in call to 'print'. Did you mean print(...)? at predictor.py line 1: "
+            "`print \"importing\"`. That is Python 2 syntax") in err

@@ -80,3 +80,15 @@ def test_a_requirement_pip_cannot_install_fails_the_check_naming_it_and_pips_rea
     assert "No matching distribution found for cprsdk-test-no-such-distribution==9.9.9" in err
     assert "to your package" not in err
     assert not (inflector / "dist").exists()
+
+
+def test_an_undeclared_third_party_import_says_to_declare_it(
+    inflector: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (inflector / "requirements.txt").unlink()
+    assert main(["package", "-q"]) == 1
+    err = capsys.readouterr().err
+    assert ("Module 'predictor' (for prediction class 'predictor.Inflector') imports 'inflection', which is not "
+            "installed at predictor.py line 5: `import inflection`.") in err
+    assert "Declare the distribution that provides 'inflection' in requirements.txt" in err
+    assert "could not run" not in err and "to your package" not in err

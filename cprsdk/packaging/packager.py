@@ -154,7 +154,7 @@ def _reference_problems(pickles: list[dict[str, Any]], answers: list[dict[str, A
                     f"list it in py-modules or packages), or install its distribution."
                 )
             else:
-                problems.append(f"{scan['path']} needs {ref_text}, which cannot be loaded: {found['detail']}.")
+                problems.append(f"{scan['path']} needs {ref_text}, which cannot be loaded: {found['detail']}")
     return problems, in_package
 
 
