@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
 import time
@@ -150,12 +151,23 @@ def _with_requirements(root: Path, name: str, dependencies: list[str]) -> Path:
     return project
 
 
-def test_declared_requirements_are_met_or_the_version_fails_naming_them(tmp_path: Path,
-                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_declared_requirements_are_met_or_the_version_fails_naming_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     registry = str(tmp_path / "registry")
     _deploy(_with_requirements(tmp_path, "needs_numpy", ["numpy>=1.0"]), registry, "reqs", "met")
-    _deploy(_with_requirements(tmp_path, "needs_ghost", ["cprsdk-test-no-such-distribution==9.9.9"]),
-            registry, "reqs", "unmet")
+    # The deploy checks install the requirement from a wheelhouse that the node, later, does not have.
+    ghost = _project(tmp_path, "ghost", TWIN.format(label="ghost"))
+    (ghost / "pyproject.toml").write_text('[project]\nname = "cprsdk-test-no-such-distribution"\nversion = "9.9.9"\n'
+                                          '[tool.setuptools]\npy-modules = []\n')
+    from cprsdk.packaging.build import build_distribution
+
+    build_distribution(ghost, "wheel", tmp_path / "wheelhouse")
+    with monkeypatch.context() as deploying:
+        deploying.setenv("PIP_FIND_LINKS", f"{os.environ.get('PIP_FIND_LINKS', '')} {tmp_path / 'wheelhouse'}".strip())
+        _deploy(_with_requirements(tmp_path, "needs_ghost", ["cprsdk-test-no-such-distribution==9.9.9"]),
+                registry, "reqs", "unmet")
+    monkeypatch.setenv("CPRSDK_CACHE_DIR", str(tmp_path / "node-cache"))
     capsys.readouterr()
     with running_node(registry=registry, poll_interval=0.2, admin_token=TOKEN) as node:
         wait_until(lambda: _state(node, "reqs", "unmet")["state"] == "FAILED", timeout=180, what="reqs/unmet FAILED")

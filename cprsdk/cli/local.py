@@ -78,7 +78,7 @@ def add_parsers(sub: Subparsers) -> None:
         "prints {\"error\": {...}} and exits 1.",
     )
     add_local_files_flags(p, model_dir="local model directory (default: model)",
-                          package="an sdist or source folder; repeat for several (default: the current folder)")
+                          package="an sdist, wheel or source folder; repeat for several (default: the current folder)")
     add_input_flags(p)
     add_formatter_flags(p)
     p.add_argument("--timings", action="store_true", help="print where the time went, on stderr")

@@ -109,16 +109,18 @@ def _add_deploy_parser(sub: Subparsers) -> None:
     p = sub.add_parser(
         "deploy", help="check, upload and publish a version",
         description="Publish an immutable version of a model in the registry. From a source folder "
-        "(every check of `cprsdk package` runs first), from built sdists (--package), or from artifacts "
-        "already in storage (--origin and --package-uris, as gcloud took them). Unchanged files are never "
+        "(every check of `cprsdk package` runs first), from built sdists or wheels (--package), or from "
+        "artifacts already in storage (--origin and --package-uris, as gcloud took them; checked on "
+        "downloaded copies). Unchanged files are never "
         "uploaded twice; the version becomes visible only when its manifest is written, last.",
     )
     p.add_argument("src", nargs="?", default=".", help="project folder (default: the current folder)")
     p.add_argument("--model", required=True, help="model name (letters, digits, underscores)")
     p.add_argument("--version", required=True, help="version name (letters, digits, underscores)")
-    p.add_argument("--package", action="append", metavar="SDIST", help="deploy this built sdist (repeat)")
+    p.add_argument("--package", action="append", metavar="SDIST|WHEEL",
+                   help="deploy this built sdist or wheel (repeat)")
     p.add_argument("--origin", metavar="URI", help="model directory already in storage")
-    p.add_argument("--package-uris", metavar="URI,...", help="sdists already in storage, comma separated")
+    p.add_argument("--package-uris", metavar="URI,...", help="sdists or wheels already in storage, comma separated")
     add_local_files_flags(p, model_dir="local model directory (default: model)", package=None)
     p.add_argument("--runtime-version", help="recorded in the manifest, as gcloud's flag")
     p.add_argument("--python-version", help="recorded in the manifest (default: this Python's)")

@@ -84,6 +84,21 @@ def serve_frames(predictor: Any, version: str, inp: BinaryIO, out_fd: int) -> No
         os.write(out_fd, response_frame(request_id, status, body))
 
 
+def _load(spec: dict[str, Any]) -> Any:
+    """The version's adapter; an exception its import raises becomes one readable error (type, line, fix)."""
+    from cprsdk.runtime.adapters import load_adapter
+    from cprsdk.runtime.predictor import import_error
+
+    try:
+        return load_adapter(spec["prediction_class"], spec["model_dir"], formatter=spec.get("formatter"),
+                            formatter_args=spec.get("formatter_args"))
+    except CprError:
+        raise
+    except (Exception, SystemExit) as exc:
+        traceback.print_exc()
+        raise import_error(spec["prediction_class"], exc, paths=spec["sites"]) from None
+
+
 def main() -> None:
     # The front process decides when a worker ends (it closes the pipe once in-flight requests are
     # answered); a SIGTERM or Ctrl-C sent to the whole process group must not cut requests short.
@@ -92,11 +107,8 @@ def main() -> None:
     spec = json.loads(sys.argv[1])
     out_fd = enter(spec["sites"], spec["prediction_class"], take_stdout=True)
     assert out_fd is not None
-    from cprsdk.runtime.adapters import load_adapter
-
     try:
-        predictor = load_adapter(spec["prediction_class"], spec["model_dir"], formatter=spec.get("formatter"),
-                                 formatter_args=spec.get("formatter_args"))
+        predictor = _load(spec)
     except CprError as exc:
         if exc.__cause__ is not None:
             traceback.print_exception(exc.__cause__)

@@ -11,16 +11,20 @@ import gzip
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from cprsdk.errors import BuildError
 
-__all__ = ["SDIST_MTIME", "build_distribution", "build_sdist_and_wheel", "normalize_sdist", "tail"]
+__all__ = ["SDIST_MTIME", "build_distribution", "build_sdist_and_wheel", "normalize_sdist", "refused_flat_layout",
+           "tail", "with_flat_layout"]
+
+T = TypeVar("T")
 
 # Fixed member time for reproducible sdists (2000-01-01, safely after the zip epoch everywhere).
 SDIST_MTIME = 946684800
@@ -42,6 +46,41 @@ def tail(text: bytes | str | None, lines: int = 15) -> str:
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     return "\n".join(text.strip().splitlines()[-lines:])
+
+
+# How setuptools (>= 61) refuses a flat layout it will not guess the modules of.
+_FLAT_REFUSAL = "discovered in a flat-layout"
+
+
+def _failure_output(text: bytes | str | None) -> str:
+    """The end of a failed build's output; from setuptools' refusal of a flat layout on, when it is there."""
+    output = tail(text, lines=400)
+    at = output.find(_FLAT_REFUSAL)
+    if at < 0:
+        return tail(output)
+    return output[output.rfind("\n", 0, at) + 1:]
+
+
+def refused_flat_layout(error: BuildError) -> bool:
+    """Whether ``error`` is setuptools refusing to discover the modules of a flat layout."""
+    return _FLAT_REFUSAL in error.message
+
+
+def with_flat_layout(source: Path, build: Callable[[], T]) -> tuple[T, tuple[str, ...]]:
+    """``build()``; where setuptools refuses ``source``'s flat layout, declare its modules and build again.
+
+    Returns what ``build`` returned, and the modules and packages declared (none when the first
+    build worked). See :func:`cprsdk.packaging.layout.declare_flat_layout`.
+    """
+    from cprsdk.packaging.layout import declare_flat_layout
+
+    try:
+        return build(), ()
+    except BuildError as exc:
+        if not refused_flat_layout(exc):
+            raise
+    declared = declare_flat_layout(source)
+    return build(), declared
 
 
 def build_distribution(
@@ -74,7 +113,7 @@ def build_distribution(
         inner = exc.exception
         output = getattr(inner, "output", None)
         raise BuildError(
-            f"Building the {kind} of {source} failed: {exc}.\n{tail(output)}".rstrip(),
+            f"Building the {kind} of {source} failed: {exc}.\n{_failure_output(output)}".rstrip(),
             hint="Fix the build configuration (pyproject.toml or setup.py) shown above.",
         ) from None
     except build.BuildException as exc:
@@ -121,6 +160,7 @@ def build_sdist_and_wheel(source: Path, out_dir: Path) -> tuple[Path, Path]:
             hint=f"pip install {' '.join(sorted({c[0] for c in missing}))}, or pass --isolated.",
         )
     out_dir.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out_dir / "unpacked", ignore_errors=True)  # left by an earlier attempt
     job = {"backend": system.get("build-backend", "setuptools.build_meta:__legacy__"),
            "backend_path": [str(source / p) for p in system.get("backend-path", [])],
            "source": str(source), "out": str(out_dir), "unpack": str(out_dir / "unpacked"),
@@ -128,7 +168,7 @@ def build_sdist_and_wheel(source: Path, out_dir: Path) -> tuple[Path, Path]:
     proc = subprocess.run([sys.executable, "-c", _BOTH, json.dumps(job)], stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT)
     if proc.returncode:
-        raise BuildError(f"Building {source} failed:\n{tail(proc.stdout)}",
+        raise BuildError(f"Building {source} failed:\n{_failure_output(proc.stdout)}",
                          hint="Fix the build configuration (pyproject.toml or setup.py) shown above.")
     sdist, wheel = json.loads((out_dir / "answer.json").read_text())
     return Path(sdist), Path(wheel)

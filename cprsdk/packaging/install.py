@@ -8,7 +8,7 @@ folder whose files no longer match their record is moved aside and installed aga
 entry that changed on disk is never used::
 
     <cache>/site/<key>/                      the installed files, plus .cprsdk-record.json
-    <cache>/site/<key>.requirements/         declared requirements pip installed for it
+    <cache>/requirements/<key>/              unmet declared requirements, keyed by their set (see requirements)
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ __all__ = [
     "PackageFile",
     "cache_dir",
     "cached_site",
+    "check_wheel_tags",
     "discard",
     "install_package",
     "install_wheel",
@@ -158,19 +159,39 @@ def _safe_extract_tar(data: bytes, name: str, dest: Path) -> Path:
     return roots[0]
 
 
+def _wheel_destination(parts: tuple[str, ...]) -> tuple[str, ...] | None:
+    """Where a wheel member lands under the target (None: not installed), as a node installs it.
+
+    ``*.data/purelib|platlib|data`` land beside the modules; a ``*.data/scripts/NAME.py`` (a
+    module listed in ``setup(scripts=[...])``, as AI Platform's tutorials shipped ``predictor.py``)
+    lands there too, so that it imports by its module name, as it did on AI Platform.
+    """
+    if not parts[0].endswith(".data"):
+        return parts
+    if len(parts) >= 3 and parts[1] in ("purelib", "platlib", "data"):
+        return parts[2:]
+    if len(parts) == 3 and parts[1] == "scripts" and parts[2].endswith(".py") and parts[2][:-3].isidentifier():
+        return parts[2:]
+    return None
+
+
+def _is_script(parts: tuple[str, ...]) -> bool:
+    return parts[0].endswith(".data") and parts[1:2] == ("scripts",)
+
+
 def _unpack_wheel(source: Path | io.BytesIO, name: str, target: Path) -> None:
     with zipfile.ZipFile(source) as zf:
-        for info in zf.infolist():
-            parts = PurePosixPath(info.filename).parts
-            if not parts or info.is_dir():
-                continue
-            if parts[0].endswith(".data"):  # data files land beside the modules, like purelib
-                if len(parts) < 3 or parts[1] not in ("purelib", "platlib", "data"):
-                    continue
-                parts = parts[2:]
-            if ".." in parts or PurePosixPath(info.filename).is_absolute():
+        members = [(PurePosixPath(info.filename), info) for info in zf.infolist() if not info.is_dir()]
+        members.sort(key=lambda member: _is_script(member[0].parts))  # modules first: a script never replaces one
+        for path, info in members:
+            if ".." in path.parts or path.is_absolute():
                 raise BuildError(f"{name} contains an unsafe path {info.filename!r}.")
+            parts = _wheel_destination(path.parts) if path.parts else None
+            if parts is None:
+                continue
             dest = target.joinpath(*parts)
+            if _is_script(path.parts) and dest.exists():
+                continue
             dest.parent.mkdir(parents=True, exist_ok=True)
             with zf.open(info) as src, dest.open("wb") as out:
                 shutil.copyfileobj(src, out)
@@ -181,9 +202,28 @@ def install_wheel(wheel: Path, target: Path) -> None:
     _unpack_wheel(wheel, wheel.name, target)
 
 
+def check_wheel_tags(name: str) -> None:
+    """Refuse a wheel this interpreter cannot run (named for another Python, ABI or platform)."""
+    from packaging.tags import sys_tags
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+    try:
+        tags = parse_wheel_filename(name)[3]
+    except InvalidWheelFilename as exc:
+        raise BuildError(f"{name} is not named as a wheel is ({exc}).",
+                         hint="Keep the name the build gave it: name-version-python-abi-platform.whl.") from None
+    if tags.isdisjoint(sys_tags()):
+        here = next(iter(sys_tags()))
+        raise BuildError(
+            f"{name} is built for {', '.join(sorted(str(t) for t in tags))}, which this Python ({here}) cannot run.",
+            hint=f"Build the wheel with Python {sys.version_info.major}.{sys.version_info.minor} on this platform, "
+                 "or deploy the sdist instead.",
+        )
+
+
 def install_package(package: PackageFile, target: Path) -> None:
     """Install one sdist or wheel into ``target`` from the bytes verified against its sha256."""
-    from cprsdk.packaging.build import build_distribution
+    from cprsdk.packaging.build import build_distribution, with_flat_layout
 
     name = package.path.name
     if package.wheel is not None:
@@ -191,6 +231,7 @@ def install_package(package: PackageFile, target: Path) -> None:
         install_wheel(package.wheel, target)
         return
     if name.endswith(".whl"):
+        check_wheel_tags(name)
         _unpack_wheel(io.BytesIO(_verified_bytes(package)), name, target)
         return
     if not name.endswith((".tar.gz", ".tgz")):
@@ -199,7 +240,9 @@ def install_package(package: PackageFile, target: Path) -> None:
     data = _verified_bytes(package)
     with tempfile.TemporaryDirectory(prefix="cprsdk-install-") as tmp:
         root = _safe_extract_tar(data, name, Path(tmp, "src"))
-        wheel = build_distribution(root, "wheel", Path(tmp, "wheel"))
+        wheel, declared = with_flat_layout(root, lambda: build_distribution(root, "wheel", Path(tmp, "wheel")))
+        if declared:
+            log.info("%s: setuptools refused its flat layout; installed with %s declared", name, ", ".join(declared))
         install_wheel(wheel, target)
 
 

@@ -3,7 +3,9 @@
 A bare folder of modules (the classic AI Platform layout: ``predictor.py``, ``preprocess.py``,
 maybe ``requirements.txt``) has no build configuration of its own; its ``pyproject.toml`` is
 rendered from ``templates/sdist``: every top-level module and package, the other files shipped
-beside them, and requirements.txt as the distribution's dependencies.
+beside them, and requirements.txt as the distribution's dependencies. A ``setup.py`` project in a
+flat layout that modern setuptools refuses to discover gets its modules declared instead
+(:func:`declare_flat_layout`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from cprsdk.config import Settings, load_toml
 from cprsdk.errors import ConfigError, PackageError
 from cprsdk.packaging.templating import render_text, template_root
 
-__all__ = ["bare_layout", "copy_project", "is_bare_folder"]
+__all__ = ["bare_layout", "copy_project", "declare_flat_layout", "is_bare_folder", "top_level_names"]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
 _NEVER_COPY = frozenset({"__pycache__", "build", "dist", "venv", "node_modules"})
@@ -71,6 +73,46 @@ def _requirements_txt(path: Path) -> list[str]:
     return found
 
 
+def top_level_names(root: Path) -> tuple[list[str], list[str]]:
+    """(top-level modules, packages with their subpackages) of a folder; setup.py and tests left out."""
+    modules = sorted(
+        p.stem for p in root.glob("*.py")
+        if p.stem.isidentifier() and p.stem not in ("setup", "conftest") and not p.stem.startswith("test_")
+    )
+    package_dirs = [init.parent.relative_to(root) for init in root.rglob("__init__.py")]
+    packages = sorted(
+        ".".join(rel.parts) for rel in package_dirs
+        if rel.parts[0] not in ("tests", "test") and all(part.isidentifier() for part in rel.parts)
+    )
+    return modules, packages
+
+
+def declare_flat_layout(root: Path) -> tuple[str, ...]:
+    """Name a flat layout's modules and packages in ``root/setup.cfg``, so setuptools skips its discovery.
+
+    Modern setuptools refuses to guess when a ``setup.py`` names neither ``py_modules`` nor
+    ``packages`` and the folder holds several top-level modules (the AI Platform tutorials'
+    ``setup(scripts=['predictor.py', 'preprocess.py'])``); older ones built it. Declaring what is
+    there builds what they built, plus the modules as modules. Returns the names declared.
+    """
+    import configparser
+
+    modules, packages = top_level_names(root)
+    config = configparser.ConfigParser(interpolation=None)
+    path = root / "setup.cfg"
+    if path.is_file():
+        config.read(path, encoding="utf-8")
+    if not config.has_section("options"):
+        config.add_section("options")
+    if modules:
+        config.set("options", "py_modules", "\n" + "\n".join(modules))
+    if packages:
+        config.set("options", "packages", "\n" + "\n".join(packages))
+    with path.open("w", encoding="utf-8") as out:
+        config.write(out)
+    return (*modules, *packages)
+
+
 def bare_layout(root: Path, settings: Settings) -> tuple[str, str]:
     name = settings.name or settings.project_dir.name
     if not _NAME_RE.match(name):
@@ -87,15 +129,7 @@ def bare_layout(root: Path, settings: Settings) -> tuple[str, str]:
             f"version {settings.version!r} ({settings.describe('version')}) is not a PEP 440 version.",
             hint="Use a version such as 0.1 or 1.2.3.",
         ) from None
-    modules = sorted(
-        p.stem for p in root.glob("*.py")
-        if p.stem.isidentifier() and p.stem not in ("setup", "conftest") and not p.stem.startswith("test_")
-    )
-    package_dirs = [init.parent.relative_to(root) for init in root.rglob("__init__.py")]
-    packages = sorted(
-        ".".join(rel.parts) for rel in package_dirs
-        if rel.parts[0] not in ("tests", "test") and all(part.isidentifier() for part in rel.parts)
-    )
+    modules, packages = top_level_names(root)
     if not modules and not packages:
         raise PackageError(
             f"{settings.project_dir} has no Python modules to package.",

@@ -25,7 +25,7 @@ from typing import Any
 
 from cprsdk.config import Settings
 from cprsdk.errors import BuildError, ConfigError, PackageError, PickleCheckError, PredictorLoadError, UnreadablePickle
-from cprsdk.packaging.build import build_distribution, build_sdist_and_wheel, normalize_sdist
+from cprsdk.packaging.build import build_distribution, build_sdist_and_wheel, normalize_sdist, with_flat_layout
 from cprsdk.packaging.install import PackageFile, install_package, install_wheel, sha256_file
 from cprsdk.packaging.layout import bare_layout, copy_project, is_bare_folder
 from cprsdk.packaging.limits import check_code_size, check_model_dir, format_mb
@@ -65,7 +65,7 @@ class PackageResult:
     name: str
     version: str
     prediction_class: str
-    layout: str  # "project" (own build files) | "bare" (rendered from templates/sdist)
+    layout: str  # "project" (own build files) | "bare" (rendered from templates/sdist) | "flat" (modules declared)
     model_dir: Path | None
     checks: tuple[Check, ...]
     pickles: tuple[dict[str, Any], ...]
@@ -154,7 +154,7 @@ def _reference_problems(pickles: list[dict[str, Any]], answers: list[dict[str, A
                     f"list it in py-modules or packages), or install its distribution."
                 )
             else:
-                problems.append(f"{scan['path']} needs {ref_text}, which cannot be loaded: {found['detail']}.")
+                problems.append(f"{scan['path']} needs {ref_text}, which cannot be loaded: {found['detail']}")
     return problems, in_package
 
 
@@ -162,11 +162,14 @@ def _clean_import_check(
     settings: Settings, sdists: list[Path], refs: set[GlobalRef], pickles: list[dict[str, Any]], work: Path,
     wheels: list[Path] | None = None,
 ) -> tuple[Check, Check, Check]:
+    from cprsdk.packaging.requirements import ensure_requirements
+
     site = work / "site"
     _install_for_check(sdists, wheels, site)
     shown = ", ".join(s.name for s in sdists)
+    sites = ensure_requirements(site)  # as every path that runs the package installs them
     answer = run_job(
-        {"kind": "check", "sites": [str(site)], "prediction_class": settings.prediction_class,
+        {"kind": "check", "sites": [str(s) for s in sites], "prediction_class": settings.prediction_class,
          "references": [[r.module, r.name] for r in sorted(refs)]},
         cwd=work,
     )
@@ -187,11 +190,11 @@ def _clean_import_check(
         Check("prediction class", True, f"{settings.prediction_class} imports from {shown} alone"),
         Check("pickle references", True,
               f"{len(refs)} globals resolve ({in_package} from the package, the rest from the runtime)"),
-        _requirements_check(site),
+        _requirements_check(site, sites),
     )
 
 
-def _requirements_check(site: Path) -> Check:
+def _requirements_check(site: Path, sites: list[Path]) -> Check:
     from cprsdk.packaging.requirements import declared_requirements, unmet
 
     declared = declared_requirements(site)
@@ -200,8 +203,8 @@ def _requirements_check(site: Path) -> Check:
         return Check("requirements", True, "none declared")
     if not missing:
         return Check("requirements", True, f"{len(declared)} declared, all installed here")
-    return Check("requirements", True, f"{len(declared)} declared; not installed here: {', '.join(missing)} "
-                 "(a node installs them for this version)")
+    return Check("requirements", True, f"{len(declared)} declared; installed for the check (cached in "
+                 f"{sites[-1]}): {', '.join(missing)}; local predict, batch and nodes install the same")
 
 
 def _require_class(settings: Settings) -> str:
@@ -270,16 +273,17 @@ def package(settings: Settings, *, step: Callable[[str], None] = lambda _: None)
         work = Path(tmp)
         step("building the sdist")
         t0 = time.perf_counter()
-        sdist, wheel, name, version, layout = _build(settings, model.model_dir, work)
+        built = _build(settings, model.model_dir, work)
         timings["build"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        wheels = [wheel] if wheel else None
-        checks = [*model.checks, *check_code(settings, [sdist], model, work=work, step=step, wheels=wheels)]
+        wheels = [built.wheel] if built.wheel else None
+        checks = [*model.checks, *built.layout_checks(),
+                  *check_code(settings, [built.sdist], model, work=work, step=step, wheels=wheels)]
         timings["import_check"] = time.perf_counter() - t0
-        final = _publish(sdist, settings.out)
+        final = _publish(built.sdist, settings.out)
     return PackageResult(
-        sdist=final, sha256=sha256_file(final), bytes=final.stat().st_size, name=name, version=version,
-        prediction_class=settings.prediction_class or "", layout=layout, model_dir=model.model_dir,
+        sdist=final, sha256=sha256_file(final), bytes=final.stat().st_size, name=built.name, version=built.version,
+        prediction_class=settings.prediction_class or "", layout=built.layout, model_dir=model.model_dir,
         checks=tuple(checks), pickles=model.pickles, timings=timings,
     )
 
@@ -287,11 +291,27 @@ def package(settings: Settings, *, step: Callable[[str], None] = lambda _: None)
 def build_sdist(settings: Settings, work: Path) -> tuple[Path, Path | None]:
     """The project's reproducible sdist (and its wheel, when built alongside), no checks."""
     model_dir = settings.model_dir if settings.model_dir.is_dir() else None
-    sdist, wheel, *_ = _build(settings, model_dir, work)
-    return sdist, wheel
+    built = _build(settings, model_dir, work)
+    return built.sdist, built.wheel
 
 
-def _build(settings: Settings, model_dir: Path | None, work: Path) -> tuple[Path, Path | None, str, str, str]:
+@dataclass(frozen=True)
+class _Built:
+    sdist: Path
+    wheel: Path | None
+    name: str
+    version: str
+    layout: str
+    declared: tuple[str, ...] = ()  # a flat layout's modules, declared for setuptools
+
+    def layout_checks(self) -> list[Check]:
+        if not self.declared:
+            return []
+        return [Check("layout", True, "setuptools refused to discover the modules of this flat layout; built "
+                      f"with py_modules/packages {', '.join(self.declared)} declared in the sdist's setup.cfg")]
+
+
+def _build(settings: Settings, model_dir: Path | None, work: Path) -> _Built:
     """Build the normalised sdist (and, without isolation, the wheel built from it)."""
     src = settings.project_dir
     staging = work / "src" / (src.name or "project")
@@ -302,17 +322,19 @@ def _build(settings: Settings, model_dir: Path | None, work: Path) -> tuple[Path
     bare = is_bare_folder(src)
     if bare:
         bare_layout(staging, settings)
-    wheel: Path | None = None
-    if settings.isolated:
-        sdist = build_distribution(staging, "sdist", work / "dist", isolated=True)
-    else:
-        sdist, wheel = build_sdist_and_wheel(staging, work / "dist")
+
+    def build() -> tuple[Path, Path | None]:
+        if settings.isolated:
+            return build_distribution(staging, "sdist", work / "dist", isolated=True), None
+        return build_sdist_and_wheel(staging, work / "dist")
+
+    (sdist, wheel), declared = with_flat_layout(staging, build)
     normalize_sdist(sdist)
     stem = sdist.name[: -len(".tar.gz")]
     name, _, version = stem.rpartition("-")
     if not name:
         raise BuildError(f"The backend produced {sdist.name}, which is not named name-version.tar.gz.")
-    return sdist, wheel, name, version, "bare" if bare else "project"
+    return _Built(sdist, wheel, name, version, "bare" if bare else "flat" if declared else "project", declared)
 
 
 def _publish(sdist: Path, out_dir: Path) -> Path:

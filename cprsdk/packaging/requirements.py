@@ -1,13 +1,16 @@
 """Declared requirements of installed packages: met by the runtime, or installed per version.
 
 A package's wheel metadata lists its requirements (``Requires-Dist``). Those the runtime already
-satisfies are left alone; the others are installed with pip into the version's own folder
-(``--target``), so versions never change the node's environment or each other's. A requirement
-pip cannot meet fails the version with its name.
+satisfies are left alone; the others are installed with pip (``--target``) into a folder of the
+cache keyed by that set of requirements, ``<cache>/requirements/<key>``, so nothing ever changes
+the runtime's environment, and the import check of ``cprsdk package``, ``local predict``, batch
+and the node all run with the same install. A requirement pip cannot install fails with its name
+and pip's reason.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 import subprocess
@@ -18,9 +21,9 @@ from importlib import metadata
 from pathlib import Path
 
 from cprsdk.errors import BuildError
-from cprsdk.packaging.install import discard, publish, record_tree, verify_tree
+from cprsdk.packaging.install import cache_dir, discard, publish, record_tree, verify_tree
 
-__all__ = ["declared_requirements", "ensure_requirements", "requirements_dir", "unmet"]
+__all__ = ["declared_requirements", "ensure_requirements", "requirements_dir", "requirements_key", "unmet"]
 
 log = logging.getLogger("cprsdk.install")
 
@@ -55,36 +58,61 @@ def unmet(requirements: list[str], paths: list[str]) -> list[str]:
     return missing
 
 
-def requirements_dir(site: Path) -> Path:
-    return site.parent / f"{site.name}.requirements"
+def requirements_key(missing: list[str]) -> str:
+    """The cache key of an install of ``missing``: the interpreter's cache tag and the sorted set asked for."""
+    from packaging.requirements import Requirement
+
+    key = hashlib.sha256(sys.implementation.cache_tag.encode())
+    for text in sorted({str(Requirement(r)) for r in missing}):
+        key.update(b"\n" + text.encode())
+    return key.hexdigest()[:32]
 
 
-def ensure_requirements(site: Path) -> list[Path]:
-    """The folders a worker needs on its path: ``site``, plus one with the unmet requirements installed.
+def requirements_dir(missing: list[str], *, root: Path | None = None) -> Path:
+    """Where the requirements ``missing`` are installed: ``<cache>/requirements/<key>``."""
+    return (root or cache_dir()) / "requirements" / requirements_key(missing)
 
-    That folder is installed through a private staging folder and recorded like ``site``; one that
-    changed on disk since is installed again.
+
+def ensure_requirements(site: Path, *, root: Path | None = None) -> list[Path]:
+    """The folders a worker needs on its path: ``site``, plus one with its unmet requirements installed.
+
+    That folder is keyed by the set of unmet requirements (so every package, check and version
+    that needs the same set shares one install), installed with pip through a private staging
+    folder and recorded like ``site``; one that changed on disk since is installed again. A
+    requirement pip cannot install raises :class:`BuildError` with its name and pip's reason.
     """
-    target = requirements_dir(site)
+    missing = unmet(declared_requirements(site), [str(site)])
+    if not missing:
+        return [site]
+    target = requirements_dir(missing, root=root)
     if target.is_dir():
         problem = verify_tree(target)
         if problem is None:
             return [site, target]
         log.warning("%s; installing the requirements again", problem)
         discard(target)
-    missing = unmet(declared_requirements(site), [str(site)])
-    if not missing:
-        return [site]
+    target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=target.name + ".staging-", dir=target.parent))
     try:
-        proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                               "--target", str(staging), *missing], capture_output=True, text=True)
-        if proc.returncode:
-            tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
-            raise BuildError(f"The package requires {', '.join(missing)}, which could not be installed: {tail}",
-                             hint="Install it in the node's environment, or fix the requirement in your package.")
+        _pip_install(missing, staging)
         record_tree(staging)
         publish(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return [site, target]
+
+
+def _pip_install(missing: list[str], target: Path) -> None:
+    log.info("installing %s", ", ".join(missing))
+    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                           "--no-input", "--target", str(target), *missing], capture_output=True, text=True)
+    if proc.returncode:
+        lines = [line.strip() for line in proc.stderr.strip().splitlines() if line.strip()]
+        reason = "; ".join(line.removeprefix("ERROR: ") for line in lines if line.startswith("ERROR:")) or \
+            "\n".join(lines[-6:])
+        raise BuildError(
+            f"The package requires {', '.join(missing)}, which could not be installed (pip: "
+            f"{reason or f'exit code {proc.returncode}'})",
+            hint="Fix the requirement (its name or version) in requirements.txt, install_requires or "
+                 "dependencies, or install the distribution in this environment.",
+        )

@@ -3,9 +3,11 @@
 Three sources, as ``gcloud ai-platform versions create`` had them:
 
 - a source folder: every check of ``cprsdk package`` runs first, then its sdist is uploaded;
-- built sdists (``--package``): the model and code checks run on them;
-- artifacts already in storage (``--origin URI --package-uris URI,...``): quotas are checked on
-  the stored objects, each is hashed, and the manifest points at them where they are.
+- built packages, sdists or wheels (``--package``): the model and code checks run on them;
+- artifacts already in storage (``--origin URI --package-uris URI,...``, also the node's
+  ``versions.create``): quotas are checked on the listings, then each object is downloaded and
+  hashed, the model and code checks run on those copies, and the manifest points at the objects
+  where they are.
 
 Local files go to content-addressed blobs (``blobs/sha256/<hex>``), so an unchanged file is never
 uploaded twice, across versions and models. The manifest is written last (see ``registry``).
@@ -63,8 +65,8 @@ class _Artifact:
     path: str  # path inside the model directory, or the sdist's file name
     sha256: str
     size: int
-    local: Path | None = None  # a local file to upload
-    uri: str | None = None  # or an object already in storage
+    local: Path | None = None  # a local file to upload (or a downloaded copy of ``uri``, to check)
+    uri: str | None = None  # an object already in storage
 
     def entry(self, key: str | None) -> dict[str, Any]:
         place = {"uri": self.uri} if self.uri else {"key": key}
@@ -99,16 +101,41 @@ def _stored_objects(uri: str, *, one_object: bool = False) -> tuple[Any, list[An
     return store, infos
 
 
-def _stored_artifacts(uri: str, store: Any, infos: list[Any], *, one_object: bool = False) -> list[_Artifact]:
-    """Hash objects that are already in storage (``--origin`` and ``--package-uris``)."""
+def _stored_artifacts(store: Any, infos: list[Any], into: Path, *, one_object: bool = False) -> list[_Artifact]:
+    """Download objects that are already in storage (``--origin`` and ``--package-uris``) into ``into``, hashed.
+
+    The copies stay there for the checks; the manifest points at the objects where they are.
+    """
     found = []
-    with tempfile.TemporaryDirectory(prefix="cprsdk-hash-") as tmp:
-        for info in infos:
-            local = Path(tmp, "object")
-            store.download_file(info.key, local)
-            found.append(_Artifact(info.key.rpartition("/")[2] if one_object else info.key,
-                                   sha256_file(local), info.size, uri=store.url(info.key)))
+    for info in infos:
+        name = info.key.rpartition("/")[2] if one_object else info.key
+        local = into / name
+        store.download_file(info.key, local)
+        found.append(_Artifact(name, sha256_file(local), info.size, local=local, uri=store.url(info.key)))
     return found
+
+
+def _stored_sources(settings: Settings, request: DeployRequest, work: Path,
+                    step: Callable[[str], None]) -> tuple[list[_Artifact], list[_Artifact], list[str]]:
+    """``--origin`` and ``--package-uris``: quotas from the listings, then every check on downloaded copies."""
+    if not (request.origin and request.package_uris):
+        raise ConfigError("--origin and --package-uris go together.",
+                          hint="Give the model directory's URI and the packages' URIs, as gcloud took them.")
+    origin_store, origin_infos = _stored_objects(request.origin)
+    _check_origin_quota(settings, origin_infos, request.origin)  # from the listing: nothing downloaded yet
+    package_objects = [(uri, *_stored_objects(uri, one_object=True)) for uri in request.package_uris]
+    from cprsdk.packaging.limits import check_code_quota_sizes
+
+    check_code_quota_sizes([(uri, infos[0].size) for uri, _, infos in package_objects],
+                           max_mb=settings.max_code_mb, source=settings.describe("max_code_mb"))
+    step(f"downloading the objects under {request.origin}")
+    model_dir = work / "origin" / "model"
+    files = _stored_artifacts(origin_store, origin_infos, model_dir)
+    packages = [a for index, (_, store, infos) in enumerate(package_objects)
+                for a in _stored_artifacts(store, infos, work / "packages" / str(index), one_object=True)]
+    model = check_model(dataclasses.replace(settings, project_dir=model_dir.parent, model_dir=model_dir), step=step)
+    check_code(settings, [a.local for a in packages if a.local is not None], model, work=work, step=step)
+    return files, packages, ["artifacts referenced where they are, checked on downloaded copies"]
 
 
 def _check_origin_quota(settings: Settings, files: list[Any], origin: str) -> None:
@@ -144,21 +171,7 @@ def _gather(settings: Settings, request: DeployRequest, work: Path,
             step: Callable[[str], None]) -> tuple[list[_Artifact], list[_Artifact], list[str]]:
     """(model files, packages, notes) after every check that applies to the source."""
     if request.origin or request.package_uris:
-        if not (request.origin and request.package_uris):
-            raise ConfigError("--origin and --package-uris go together.",
-                              hint="Give the model directory's URI and the sdists' URIs, as gcloud took them.")
-        origin_store, origin_infos = _stored_objects(request.origin)
-        _check_origin_quota(settings, origin_infos, request.origin)  # from the listing: nothing downloaded yet
-        package_objects = [(uri, *_stored_objects(uri, one_object=True)) for uri in request.package_uris]
-        from cprsdk.packaging.limits import check_code_quota_sizes
-
-        check_code_quota_sizes([(uri, infos[0].size) for uri, _, infos in package_objects],
-                               max_mb=settings.max_code_mb, source=settings.describe("max_code_mb"))
-        step(f"hashing the objects under {request.origin}")
-        files = _stored_artifacts(request.origin, origin_store, origin_infos)
-        packages = [a for uri, store, infos in package_objects
-                    for a in _stored_artifacts(uri, store, infos, one_object=True)]
-        return files, packages, ["artifacts referenced where they are; quotas checked, no import check could run"]
+        return _stored_sources(settings, request, work, step)
     if request.packages:
         sdists = list(request.packages)
         for sdist in sdists:
@@ -214,7 +227,7 @@ def deploy(settings: Settings, request: DeployRequest, *, registry: Registry,
                             "immutable.", status_code=409, hint="Deploy under a new version name.")
     with tempfile.TemporaryDirectory(prefix="cprsdk-deploy-") as tmp:
         files, packages, notes = _gather(settings, request, Path(tmp), step)
-        uploads = {registry.blob_key(a.sha256): a for a in [*files, *packages] if a.local is not None}
+        uploads = {registry.blob_key(a.sha256): a for a in [*files, *packages] if a.local is not None and not a.uri}
         step(f"uploading to {registry.uri}")
         stats = upload_many(registry.store, [(a.local, key, a.sha256) for key, a in sorted(uploads.items())
                                              if a.local is not None], progress=progress)

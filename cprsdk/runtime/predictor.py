@@ -13,8 +13,9 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from cprsdk.errors import PredictorContractError, PredictorImportError
+from cprsdk.runtime.breakages import describe_failure
 
-__all__ = ["Predictor", "import_prediction_class", "load_predictor", "search_path"]
+__all__ = ["Predictor", "import_error", "import_prediction_class", "load_predictor", "search_path"]
 
 
 class Predictor:
@@ -67,10 +68,17 @@ def _close_modules(name: str, paths: Sequence[str]) -> list[str]:
     return difflib.get_close_matches(top, known, n=3)
 
 
-def _import_module(module_name: str, qualified_name: str, paths: Sequence[str]) -> Any:
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
+def import_error(qualified_name: str, exc: BaseException, *, module_name: str | None = None,
+                 paths: Sequence[str] = ()) -> PredictorImportError:
+    """The error that says why importing the module of ``qualified_name`` raised ``exc``, in one message.
+
+    The message names the exception type and message, the file and line of the package's code
+    (``paths`` are the package's folders), and the hint the fix of a known legacy breakage
+    (see :mod:`cprsdk.runtime.breakages`) where there is one.
+    """
+    module_name = module_name or qualified_name.rpartition(".")[0] or qualified_name
+    failure = describe_failure(exc, sites=paths)
+    if isinstance(exc, ModuleNotFoundError):
         missing = exc.name or module_name
         if module_name == missing or module_name.startswith(missing + "."):
             where = ", ".join(paths) if paths else "the installed packages"
@@ -78,23 +86,32 @@ def _import_module(module_name: str, qualified_name: str, paths: Sequence[str]) 
             hint = f"Did you mean {' or '.join(repr(c) for c in close)}?" if close else (
                 "Check the module name, and that the module is part of your package."
             )
-            raise PredictorImportError(
+            return PredictorImportError(
                 f"Cannot import module {missing!r} for prediction class {qualified_name!r}: "
                 f"it is not in your package nor installed (searched {where}).",
                 hint=hint,
-            ) from None
-        raise PredictorImportError(
+            )
+        return PredictorImportError(
             f"Module {module_name!r} (for prediction class {qualified_name!r}) imports {missing!r}, "
-            "which is not installed.",
-            hint=f"Add the module {missing!r} to your package, or install its distribution "
-            "in the serving environment.",
-        ) from None
+            f"which is not installed{failure.where()}.",
+            hint=failure.hint or f"Declare the distribution that provides {missing!r} in requirements.txt (a bare "
+            "folder), install_requires or dependencies: it is then installed with the package. If it is a module "
+            "of your own, ship it in the package.",
+        )
+    return PredictorImportError(
+        f"Importing module {module_name!r} for prediction class {qualified_name!r} failed with {failure.sentence()}",
+        hint=failure.hint or "Fix the error in that module; it must import without side effects that can fail.",
+    )
+
+
+def _import_module(module_name: str, qualified_name: str, paths: Sequence[str]) -> Any:
+    try:
+        return importlib.import_module(module_name)
     except Exception as exc:  # user code at import time: report, never crash
-        raise PredictorImportError(
-            f"Importing module {module_name!r} for prediction class {qualified_name!r} raised "
-            f"{type(exc).__name__}: {exc}",
-            hint="Fix the error in that module; it must import without side effects that can fail.",
-        ) from exc
+        error = import_error(qualified_name, exc, module_name=module_name, paths=paths)
+        if isinstance(exc, ModuleNotFoundError):
+            raise error from None
+        raise error from exc
 
 
 def _check_contract(obj: Any, qualified_name: str) -> Any:

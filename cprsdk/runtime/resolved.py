@@ -15,6 +15,7 @@ Cache layout (``<cache>`` is :func:`cprsdk.packaging.install.cache_dir`)::
     <cache>/versions/<manifest digest>/model/   a registry version's model files, verified
     <cache>/versions/<manifest digest>.json     their record (written last)
     <cache>/site/<key>/                         installed packages (see packaging.install)
+    <cache>/requirements/<key>/                 their unmet requirements (see packaging.requirements)
 """
 
 from __future__ import annotations
@@ -77,8 +78,8 @@ class ResolvedVersion:
                    requirements=tuple(data.get("requirements") or ()), digest=data.get("digest", ""))
 
 
-def _with_requirements(site: Path) -> tuple[tuple[Path, ...], tuple[str, ...]]:
-    return tuple(ensure_requirements(site)), tuple(declared_requirements(site))
+def _with_requirements(site: Path, root: Path | None) -> tuple[tuple[Path, ...], tuple[str, ...]]:
+    return tuple(ensure_requirements(site, root=root)), tuple(declared_requirements(site))
 
 
 # ---------------------------------------------------------------- from the registry
@@ -110,7 +111,7 @@ def resolve_manifest(registry: Registry, manifest: Manifest, *, cache: Path | No
         return found
 
     site, _ = cached_site([p.sha256 for p in manifest.packages], fetch, root=root)
-    sites, requirements = _with_requirements(site)
+    sites, requirements = _with_requirements(site, root)
     return ResolvedVersion(model=manifest.model, name=manifest.name, prediction_class=manifest.prediction_class,
                            model_dir=model_dir, sites=sites, output_formatter=manifest.output_formatter,
                            formatter_args=manifest.formatter_args, requirements=requirements,
@@ -188,7 +189,7 @@ def resolve_local(settings: Settings, *, model: str = "default", name: str = "v1
     with tempfile.TemporaryDirectory(prefix="cprsdk-build-") as tmp:
         packages = local_package_files(settings, Path(tmp))
         site, _ = cached_site([p.sha256 for p in packages], lambda _folder: packages, root=cache)
-    sites, requirements = _with_requirements(site)
+    sites, requirements = _with_requirements(site, cache)
     return ResolvedVersion(model=model, name=name, prediction_class=settings.prediction_class,
                            model_dir=settings.model_dir.resolve(), sites=sites, output_formatter=output_formatter,
                            formatter_args=formatter_args or {}, requirements=requirements, digest=site.name)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from cprsdk.errors import CprError, error_body
+from cprsdk.runtime.breakages import describe_failure
 from cprsdk.runtime.child import child_argv, enter
 
 __all__ = ["child_main", "run_job"]
@@ -42,7 +43,9 @@ def run_job(job: dict[str, Any], *, cwd: Path, timeout: float | None = None) -> 
         answer: dict[str, Any] = json.loads(proc.stdout)
     except ValueError:
         tail = "\n".join(log.strip().splitlines()[-20:])
-        message = f"The predictor process exited with code {proc.returncode} without an answer."
+        last = tail.splitlines()[-1].strip() if tail else ""
+        message = (f"The predictor process exited with code {proc.returncode} without an answer"
+                   + (f"; its last output: {last}" if last else "") + ".")
         answer = {"status": 500, "body": error_body(500, message), "log_tail": tail}
     answer["log"] = log
     return answer
@@ -80,7 +83,9 @@ def _resolve_ref(module_name: str, name: str, sites: list[str]) -> dict[str, Any
     except ModuleNotFoundError as exc:
         return {**result, "status": "missing-module", "detail": f"No module named {exc.name!r}"}
     except Exception as exc:
-        return {**result, "status": "import-error", "detail": f"{type(exc).__name__}: {exc}"}
+        failure = describe_failure(exc, sites=sites)
+        detail = failure.sentence() + (f" {failure.hint}" if failure.hint else "")
+        return {**result, "status": "import-error", "detail": detail}
     target: Any = module
     for part in name.split("."):
         if not hasattr(target, part):
@@ -91,13 +96,25 @@ def _resolve_ref(module_name: str, name: str, sites: list[str]) -> dict[str, Any
     return {**result, "status": "ok", "origin": "package" if in_package else "runtime"}
 
 
-def _check(job: dict[str, Any]) -> dict[str, Any]:
+def _resolved_style(name: str, sites: list[str]) -> str:
+    """The adapter style of ``name``; any exception its import raises becomes one readable error."""
     from cprsdk.runtime.adapters import resolve_style
+    from cprsdk.runtime.predictor import import_error
 
+    try:
+        return resolve_style(name)
+    except CprError:
+        raise
+    except (Exception, SystemExit) as exc:  # SystemExit: user code that calls sys.exit() at import time
+        traceback.print_exc()
+        raise import_error(name, exc, paths=sites) from None
+
+
+def _check(job: dict[str, Any]) -> dict[str, Any]:
     answer: dict[str, Any] = {"status": 200, "class": None, "references": []}
     if job.get("prediction_class"):
         try:
-            resolve_style(job["prediction_class"])
+            _resolved_style(job["prediction_class"], job["sites"])
             answer["class"] = {"status": "ok"}
         except CprError as exc:
             answer["class"] = {"status": "error", "message": exc.message, "hint": exc.hint}
@@ -108,11 +125,11 @@ def _check(job: dict[str, Any]) -> dict[str, Any]:
 def _predict(job: dict[str, Any]) -> dict[str, Any]:
     import base64
 
-    from cprsdk.runtime.adapters import load_adapter, resolve_style
+    from cprsdk.runtime.adapters import load_adapter
 
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    resolve_style(job["prediction_class"])
+    _resolved_style(job["prediction_class"], job["sites"])
     timings["import"] = time.perf_counter() - start
     start = time.perf_counter()
     adapter = load_adapter(job["prediction_class"], job["model_dir"], formatter=job.get("formatter"),
@@ -147,6 +164,9 @@ def child_main() -> None:
         if exc.__cause__ is not None:
             traceback.print_exception(exc.__cause__)
         answer = {"status": exc.status_code, "body": error_body(exc.status_code, str(exc))}
+    except Exception as exc:  # never die without an answer: say what was raised
+        traceback.print_exc()
+        answer = {"status": 500, "body": error_body(500, f"{type(exc).__name__}: {exc}")}
     with os.fdopen(answer_fd, "w") as out:
         json.dump(answer, out)
     sys.stderr.flush()
