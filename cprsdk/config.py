@@ -43,6 +43,8 @@ KEYS: tuple[Key, ...] = (
     Key("version", "str", "0.1", "Distribution version for a bare folder of modules.", "--version"),
     Key("prediction_class", "str", None, "Qualified name of the prediction class, e.g. predictor.MyPredictor.",
         "--prediction-class"),
+    Key("framework", "str", None, "With no prediction class: serve the model file as AI Platform's prebuilt "
+        "runtime did (scikit-learn or xgboost).", "--framework"),
     Key("model_dir", "path", "model", "The model directory: artifacts your from_path loads.", "--model-dir"),
     Key("packages", "paths", (".",), "Packages for `local predict`: sdists or source folders.", "--package"),
     Key("out", "path", "dist", "Where `cprsdk package` writes the sdist.", "--out"),
@@ -65,6 +67,7 @@ class Settings:
     name: str | None = None
     version: str = "0.1"
     prediction_class: str | None = None
+    framework: str | None = None
     model_dir: Path = Path("model")
     packages: tuple[Path, ...] = ()
     out: Path = Path("dist")

@@ -132,3 +132,6 @@ def add_local_files_flags(p: argparse.ArgumentParser, *, model_dir: str, package
     if package is not None:
         p.add_argument("--package", action="append", metavar="SDIST_OR_SRC", help=package)
     p.add_argument("--prediction-class", metavar="MOD.CLS", help=prediction_class)
+    p.add_argument("--framework", choices=("scikit-learn", "xgboost", "tensorflow"),
+                   help="no prediction class: serve model.joblib, model.pkl or model.bst as AI Platform's "
+                        "prebuilt runtime did")

@@ -29,7 +29,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
-_PACKAGE_KEYS = ("name", "version", "prediction_class", "model_dir", "out", "max_code_mb", "max_model_mb",
+_PACKAGE_KEYS = ("name", "version", "prediction_class", "framework", "model_dir", "out", "max_code_mb", "max_model_mb",
                  "max_model_files", "allow_unsafe_pickles", "isolated")
 
 

@@ -174,7 +174,7 @@ def _clean_import_check(
         raise PackageError(f"The import check could not run: {answer['body']['error']['message']}\n"
                            f"{answer.get('log_tail', '')}".rstrip())
     problems: list[str] = []
-    cls = answer["class"]
+    cls = answer["class"] or {"status": "ok"}  # None: a framework version, which has no class to import
     if cls["status"] != "ok":
         message = cls["message"].replace(str(site), f"the built package {shown}")
         problems.append(f"{message} {cls.get('hint') or ''}".rstrip())
@@ -184,11 +184,21 @@ def _clean_import_check(
         raise PickleCheckError("\n".join(problems)) if cls["status"] == "ok" else PredictorLoadError(
             "\n".join(problems))
     return (
-        Check("prediction class", True, f"{settings.prediction_class} imports from {shown} alone"),
+        _class_check(settings, shown),
         Check("pickle references", True,
               f"{len(refs)} globals resolve ({in_package} from the package, the rest from the runtime)"),
         _requirements_check(site),
     )
+
+
+def _class_check(settings: Settings, shown: str) -> Check:
+    if settings.prediction_class:
+        return Check("prediction class", True, f"{settings.prediction_class} imports from {shown or 'nothing'} alone")
+    from cprsdk.runtime.frameworks import model_file, normalize_framework
+
+    framework = normalize_framework(str(settings.framework))
+    found = model_file(framework, settings.model_dir).name if settings.model_dir.is_dir() else "no model directory"
+    return Check("framework", True, f"{framework}: serves {found}" + (f", code from {shown}" if shown else ""))
 
 
 def _requirements_check(site: Path) -> Check:
@@ -205,12 +215,13 @@ def _requirements_check(site: Path) -> Check:
 
 
 def _require_class(settings: Settings) -> str:
-    if not settings.prediction_class:
-        raise ConfigError(
-            "No prediction class is set.",
-            hint="Pass --prediction-class module.Class, or set prediction_class in [tool.cprsdk].",
-        )
-    return settings.prediction_class
+    from cprsdk.runtime.frameworks import run_name
+    from cprsdk.runtime.resolved import NO_CLASS_HINT
+
+    target = run_name(prediction_class=settings.prediction_class, framework=settings.framework)
+    if target is None:
+        raise ConfigError("No prediction class is set.", hint=NO_CLASS_HINT)
+    return target
 
 
 def _resolve_model_dir(settings: Settings) -> Path | None:
@@ -249,9 +260,9 @@ def check_code(
     """The code quota, then the clean import of the prediction class and the pickles' globals."""
     _require_class(settings)
     size = check_code_size(sdists, max_mb=settings.max_code_mb, source=settings.describe("max_code_mb"))
-    checks = [Check("code quota", True, f"{', '.join(s.name for s in sdists)}: {format_mb(size)} "
+    checks = [Check("code quota", True, f"{', '.join(s.name for s in sdists) or 'no packages'}: {format_mb(size)} "
                     f"of {settings.max_code_mb:g} MB")]
-    step("importing the prediction class from the sdist alone")
+    step("importing the prediction class from the sdist alone" if sdists else "resolving the pickles' globals")
     checks.extend(_clean_import_check(settings, sdists, set(model.refs), list(model.pickles), work, wheels))
     return checks
 
