@@ -15,8 +15,8 @@ import xgboost
 from cprsdk.cli import main
 from cprsdk.registry.registry import Registry
 from cprsdk.storage import open_store
-from cprsdk.testing import running_node
-from helpers import copy_project, http, run_python, wait_until
+from cprsdk.testing import free_port, running_node
+from helpers import copy_project, cprsdk_serve, http, run_python, wait_until
 
 IRIS_ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5], [0.1, 9.0, 0.0, 7.0]]
 XGB_ROWS = [[0.5, 0.2, -1.0, 0.0], [-2.0, -1.0, 0.3, 0.1], [1.0, -0.9, 0.0, 2.0]]
@@ -140,6 +140,13 @@ def test_an_xgboost_model_bst_needs_no_code(tmp_path: Path, capsys: pytest.Captu
     assert code == 0, err
     assert json.loads(out)["predictions"] == pytest.approx(expected)
     assert _batch_predictions(capsys, tmp_path, local_flags, XGB_ROWS) == pytest.approx(expected)
+
+    port = free_port()
+    with cprsdk_serve(["--model-dir", "model", "--framework", "xgboost", "--port", str(port)], port=port,
+                      log=tmp_path / "serve.log", cwd=project):
+        answer = http(f"http://127.0.0.1:{port}", "POST", "/v1/projects/p/models/default/versions/v1:predict",
+                      json.dumps({"instances": XGB_ROWS}).encode())
+    assert answer.status == 200 and answer.json()["predictions"] == pytest.approx(expected)
 
 
 def test_tensorflow_and_a_missing_model_file_are_explained(tmp_path: Path, capsys: pytest.CaptureFixture[str],
