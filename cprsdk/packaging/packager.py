@@ -9,7 +9,9 @@ Order of work (nothing is written to the output folder unless every check passes
    files rendered from ``templates/sdist``), then normalised so its bytes depend only on file
    names and contents; the code quota;
 4. a clean interpreter with only the sdist installed (as a node installs it) imports the
-   prediction class and resolves every global the pickles reference.
+   prediction class and resolves every global the pickles reference;
+5. the load check (``load_check``): another clean interpreter loads the version from the real
+   model directory, as a node worker does, and reports the time and peak memory.
 """
 
 from __future__ import annotations
@@ -264,7 +266,18 @@ def check_code(
                     f"of {settings.max_code_mb:g} MB")]
     step("importing the prediction class from the sdist alone" if sdists else "resolving the pickles' globals")
     checks.extend(_clean_import_check(settings, sdists, set(model.refs), list(model.pickles), work, wheels))
+    checks.extend(_load_step(settings, model, work, step))
     return checks
+
+
+def _load_step(settings: Settings, model: ModelChecks, work: Path, step: Callable[[str], None]) -> list[Check]:
+    """The version loaded from the real model directory in the clean child (see load_check)."""
+    from cprsdk.packaging.load_check import load_check
+
+    step("loading the version from the model directory")
+    found = load_check(settings, target=_require_class(settings), sites=[work / "site"], model_dir=model.model_dir,
+                       work=work)
+    return [Check(name, True, detail) for name, detail in found]
 
 
 def package(settings: Settings, *, step: Callable[[str], None] = lambda _: None) -> PackageResult:
