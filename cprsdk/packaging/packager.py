@@ -110,15 +110,15 @@ def _static_pickle_checks(settings: Settings, model_dir: Path) -> tuple[list[dic
         for ref in scan.references:
             if ref.module in _MAIN_MODULES:
                 problems.append(
-                    f"{shown} references {ref}: the class was defined in the script that pickled it, so "
-                    f"nothing can import it at prediction time. Move the class into a module that you "
+                    f"{shown}{scan.where(ref)} references {ref}: the class was defined in the script that pickled "
+                    f"it, so nothing can import it at prediction time. Move the class into a module that you "
                     f"package (for example preprocess.py), import it from there, and pickle it again."
                 )
                 continue
             reason = dangerous_reason(ref)
             if reason and not settings.allow_unsafe_pickles:
                 problems.append(
-                    f"{shown} references {ref}, and {reason}. Loading this file would run it. If you "
+                    f"{shown}{scan.where(ref)} references {ref}, and {reason}. Loading this file would run it. If you "
                     "trust the file, pass --allow-unsafe-pickles (or allow_unsafe_pickles = true)."
                 )
                 continue
