@@ -188,3 +188,15 @@ def test_versions_create_takes_the_framework_field(tmp_path: Path) -> None:
     assert answer.status == 200, answer.data
     assert answer.json()["predictions"] == pytest.approx(_xgb_expected(project, XGB_ROWS))
     assert Registry(str(tmp_path / "registry")).get_version("xgb", "v1").framework == "XGBOOST"
+
+
+def test_the_manifest_records_the_framework_and_keeps_unknown_fields() -> None:
+    from cprsdk.registry.manifest import Manifest
+
+    stored = {"model": "m", "name": "v1", "framework": "XGBOOST", "machineType": "n1-standard-4"}
+    manifest = Manifest.from_json(stored, source="test")
+    assert manifest.framework == "XGBOOST" and manifest.extra == {"machineType": "n1-standard-4"}
+    again = Manifest.from_json(manifest.to_json(), source="again")
+    assert again == manifest and again.digest == manifest.digest
+    plain = Manifest.from_json({"model": "m", "name": "v1", "predictionClass": "p.C"}, source="plain")
+    assert "framework" not in plain.to_json()  # versions without one keep the digest they had
