@@ -43,6 +43,8 @@ KEYS: tuple[Key, ...] = (
     Key("version", "str", "0.1", "Distribution version for a bare folder of modules.", "--version"),
     Key("prediction_class", "str", None, "Qualified name of the prediction class, e.g. predictor.MyPredictor.",
         "--prediction-class"),
+    Key("framework", "str", None, "With no prediction class: serve the model file as AI Platform's prebuilt "
+        "runtime did (scikit-learn or xgboost).", "--framework"),
     Key("model_dir", "path", "model", "The model directory: artifacts your from_path loads.", "--model-dir"),
     Key("packages", "paths", (".",), "Packages for `local predict`: sdists or source folders.", "--package"),
     Key("out", "path", "dist", "Where `cprsdk package` writes the sdist.", "--out"),
@@ -51,6 +53,10 @@ KEYS: tuple[Key, ...] = (
     Key("max_model_files", "int", 1000, "Quota on the number of files in the model directory.", "--max-model-files"),
     Key("allow_unsafe_pickles", "bool", False,
         "Accept pickles that reference dangerous callables (os.system, eval, ...).", "--allow-unsafe-pickles"),
+    Key("skip_load_check", "bool", False, "Do not load the version before upload (for models too big to load "
+        "on the build machine).", "--skip-load-check"),
+    Key("smoke_instances", "path", None, "JSON lines file: `package` and `deploy` run one smoke prediction on it.",
+        "--json-instances"),
     Key("isolated", "bool", False, "Build in an isolated environment (needs a package index).", "--isolated"),
     Key("registry", "uri", None, "Registry root: a folder, file://, gs://, s3://, memory:// ... URI.", "--registry"),
 )
@@ -65,6 +71,7 @@ class Settings:
     name: str | None = None
     version: str = "0.1"
     prediction_class: str | None = None
+    framework: str | None = None
     model_dir: Path = Path("model")
     packages: tuple[Path, ...] = ()
     out: Path = Path("dist")
@@ -72,6 +79,8 @@ class Settings:
     max_model_mb: float = 250.0
     max_model_files: int = 1000
     allow_unsafe_pickles: bool = False
+    skip_load_check: bool = False
+    smoke_instances: Path | None = None
     isolated: bool = False
     registry: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict)  # key -> "flag" | "env" | file | "default"

@@ -74,7 +74,7 @@ def test_packaged_sample_predicts_labels_as_in_process(
     assert sdist == tmp_path / "dist" / "zerocenterer_keras-0.1.tar.gz"
     checks = {c["name"]: c["ok"] for c in json.loads(report.read_text())["checks"]}
     assert checks == {"model quota": True, "code quota": True, "prediction class": True, "pickle references": True,
-                      "requirements": True}
+                      "requirements": True, "load": True}
 
     assert main(["local", "predict", "--package", str(sdist), "--json-instances", "sample.jsonl"]) == 0
     labels = _predictions(capsys)

@@ -63,7 +63,8 @@ def test_versions_with_the_same_module_names_stay_isolated(tmp_path: Path, capsy
     registry = str(tmp_path / "registry")
     _deploy(_project(tmp_path, "twin-a", TWIN.format(label="A")), registry, "twins", "a")
     _deploy(_project(tmp_path, "twin-b", TWIN.format(label="B")), registry, "twins", "b")
-    _deploy(_project(tmp_path, "broken", FAILS, "FromPathRaises"), registry, "twins", "broken")
+    _deploy(_project(tmp_path, "broken", FAILS, "FromPathRaises"), registry, "twins", "broken",
+            "--skip-load-check")  # published anyway, so that the node's FAILED state is what is tested
     with running_node(registry=registry, poll_interval=0.2, admin_token=TOKEN) as node:
         wait_until(lambda: _state(node, "twins", "broken")["state"] == "FAILED", what="twins/broken FAILED")
         assert node.client.predict("twins", [1], version="a") == ["A"]

@@ -27,7 +27,7 @@ def test_bare_folder_packages_with_every_check(project: Project) -> None:
     assert result.sdist == src / "dist" / "ok_project-1.0.tar.gz"
     assert result.layout == "bare" and result.name == "ok_project" and result.version == "1.0"
     assert [c.name for c in result.checks] == ["model quota", "code quota", "prediction class", "pickle references",
-                                               "requirements"]
+                                               "requirements", "load"]
     assert result.pickles[0]["path"] == "model/scaler.pkl"
     assert "scaler.Scaler" in result.pickles[0]["references"]
     with tarfile.open(result.sdist) as tar:
@@ -138,7 +138,7 @@ def test_requirements_txt_and_extra_files_ship_with_a_bare_folder(project: Proje
         assert pkg_info is not None
         info = pkg_info.read().decode()
     assert "Requires-Dist: numpy>=1.0" in info
-    assert result.checks[-1].detail == "1 declared, all installed here"
+    assert next(c for c in result.checks if c.name == "requirements").detail == "1 declared, all installed here"
     monkeypatch.chdir(src)
     (src / "one.jsonl").write_text("[1]\n")
     assert main(["local", "predict", "--prediction-class", "reads_vocab.ReadsVocab", "--json-instances",

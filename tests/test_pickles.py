@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import pickletools
@@ -15,6 +16,7 @@ from sklearn.linear_model import LogisticRegression
 
 from cprsdk import GlobalRef, UnreadablePickle, scan_file
 from cprsdk.packaging.pickles import dangerous_reason, find_pickles
+from scenario import Project
 
 
 class Payload:
@@ -168,3 +170,21 @@ def test_compressed_pickles_are_found(tmp_path: Path, name: str) -> None:
     path = tmp_path / name
     joblib.dump({"a": 1}, path, compress=("gzip", 3) if not name.endswith("bz2") else ("bz2", 3))
     assert find_pickles([path]) == [path]
+
+
+def test_torch_checkpoints_are_scanned_member_by_member(project: Project, capsys: pytest.CaptureFixture[str]) -> None:
+    from cprsdk.cli import main
+
+    refused = project("torch-main-pickle")
+    assert main(["package", str(refused)]) != 0
+    err = capsys.readouterr().err
+    assert "model/net.pt (member net/data.pkl) references __main__.Net" in err
+    assert "Move the class into a module that you package" in err and not (refused / "dist").exists()
+
+    accepted = project("torch-state-dict")
+    report = accepted / "report.json"
+    assert main(["package", str(accepted), "--report", str(report)]) == 0, capsys.readouterr().err
+    scans = {s["path"]: s for s in json.loads(report.read_text())["pickles"]}
+    assert scans["model/weights.pth"]["format"] == "zip"
+    assert "collections.OrderedDict" in scans["model/weights.pth"]["references"]
+    assert any(r.startswith("torch.") for r in scans["model/weights.pth"]["references"])

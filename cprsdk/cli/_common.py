@@ -123,6 +123,10 @@ def add_quota_flags(p: argparse.ArgumentParser) -> None:
                    help="accept pickles that reference dangerous callables (only for files you trust)")
     p.add_argument("--isolated", action="store_true", default=None,
                    help="build in an isolated environment (needs a package index)")
+    p.add_argument("--skip-load-check", action="store_true", default=None,
+                   help="do not load the version before upload (for models too big to load here)")
+    p.add_argument("--json-instances", dest="smoke_instances", metavar="FILE",
+                   help="JSON lines: run one smoke prediction on them; the answer must be JSON")
 
 
 def add_local_files_flags(p: argparse.ArgumentParser, *, model_dir: str, package: str | None,
@@ -132,3 +136,6 @@ def add_local_files_flags(p: argparse.ArgumentParser, *, model_dir: str, package
     if package is not None:
         p.add_argument("--package", action="append", metavar="SDIST_OR_SRC", help=package)
     p.add_argument("--prediction-class", metavar="MOD.CLS", help=prediction_class)
+    p.add_argument("--framework", choices=("scikit-learn", "xgboost", "tensorflow"),
+                   help="no prediction class: serve model.joblib, model.pkl or model.bst as AI Platform's "
+                        "prebuilt runtime did")

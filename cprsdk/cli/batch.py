@@ -38,10 +38,10 @@ def _version(args: argparse.Namespace) -> tuple[ResolvedVersion, dict[str, Any]]
         version = resolve_registry_version(registry, args.model, args.version_name)
         return version, {"model": version.model, "version": version.name, "registry": registry.uri}
     settings = load_settings(".", {"model_dir": args.model_dir, "packages": args.package,
-                                   "prediction_class": args.prediction_class})
-    if not settings.prediction_class or not settings.model_dir.is_dir():
+                                   "prediction_class": args.prediction_class, "framework": args.framework})
+    if not (settings.prediction_class or settings.framework) or not settings.model_dir.is_dir():
         raise ConfigError("Name a deployed model (--model M) or local files (--model-dir, --package, "
-                          "--prediction-class).")
+                          "--prediction-class or --framework).")
     return resolve_local(settings), {"model_dir": str(settings.model_dir)}
 
 

@@ -29,7 +29,7 @@ def _predict(args: argparse.Namespace) -> LocalResult:
     from cprsdk.runtime.local import local_predict, read_request
 
     settings = load_settings(".", {"model_dir": args.model_dir, "packages": args.package,
-                                   "prediction_class": args.prediction_class})
+                                   "prediction_class": args.prediction_class, "framework": args.framework})
     name, values = formatter(args)
     if args.raw is not None:
         return local_predict(settings, None, raw=read_bytes(args.raw), content_type=args.content_type,

@@ -81,7 +81,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from cprsdk.node.server import run
 
     flags = {"registry": args.registry, "model_dir": args.model_dir, "packages": args.package,
-             "prediction_class": args.prediction_class}
+             "prediction_class": args.prediction_class, "framework": args.framework}
     settings = load_settings(".", flags)
     with tempfile.TemporaryDirectory(prefix="cprsdk-serve-") as tmp:
         local = _local_settings(args, settings, Path(tmp))

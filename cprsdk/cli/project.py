@@ -29,8 +29,8 @@ def _cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
-_PACKAGE_KEYS = ("name", "version", "prediction_class", "model_dir", "out", "max_code_mb", "max_model_mb",
-                 "max_model_files", "allow_unsafe_pickles", "isolated")
+_PACKAGE_KEYS = ("name", "version", "prediction_class", "framework", "model_dir", "out", "max_code_mb", "max_model_mb",
+                 "max_model_files", "allow_unsafe_pickles", "isolated", "skip_load_check", "smoke_instances")
 
 
 def _cmd_package(args: argparse.Namespace) -> int:

@@ -40,8 +40,9 @@ def _registry(args: argparse.Namespace, settings: Settings | None = None) -> Reg
 # ------------------------------------------------------------------ deploy
 
 
-_DEPLOY_KEYS = ("prediction_class", "model_dir", "registry", "max_code_mb", "max_model_mb", "max_model_files",
-                "allow_unsafe_pickles", "isolated", "name", "version")
+_DEPLOY_KEYS = ("prediction_class", "framework", "model_dir", "registry", "max_code_mb", "max_model_mb",
+                "max_model_files", "skip_load_check", "smoke_instances", "allow_unsafe_pickles", "isolated", "name",
+                "version")
 
 
 def _deploy_request(args: argparse.Namespace) -> DeployRequest:

@@ -35,7 +35,7 @@ __all__ = ["Management", "drop_oldest"]
 log = logging.getLogger("cprsdk.node")
 
 _KNOWN_VERSION_FIELDS = {"name", "deploymentUri", "packageUris", "predictionClass", "runtimeVersion",
-                         "pythonVersion", "description", "labels"}
+                         "pythonVersion", "description", "labels", "framework"}
 
 
 @dataclass
@@ -146,12 +146,18 @@ class Management:
 
         name = validate_name("Version", str(body.get("name")))
         origin = self.check_uri("deploymentUri", body.get("deploymentUri", ""))
+        framework_only = bool(body.get("framework")) and not body.get("predictionClass")
+        if framework_only:
+            from cprsdk.runtime.frameworks import normalize_framework
+
+            normalize_framework(str(body["framework"]), where="framework")
         packages = body.get("packageUris") or []
-        if not isinstance(packages, list) or not packages:
+        if not isinstance(packages, list) or not (packages or framework_only):
             raise RequestError("packageUris must be a non-empty list of sdist URIs.")
         uris = tuple(self.check_uri("packageUris", u) for u in packages)
-        if not body.get("predictionClass"):
-            raise RequestError("predictionClass is required, e.g. predictor.MyPredictor.")
+        if not body.get("predictionClass") and not framework_only:
+            raise RequestError("predictionClass is required, e.g. predictor.MyPredictor "
+                               "(or framework SCIKIT_LEARN / XGBOOST for a model file alone).")
         if await asyncio.to_thread(registry.version_exists, model, name):
             raise RegistryError(f"Version {name!r} of model {model!r} exists already.", status_code=409)
         request = DeployRequest(
@@ -160,7 +166,9 @@ class Management:
             labels=dict(body.get("labels") or {}),
             extra={k: v for k, v in body.items() if k not in _KNOWN_VERSION_FIELDS},
         )
-        settings = Settings(project_dir=Path.cwd(), prediction_class=str(body["predictionClass"]))
+        given_class = body.get("predictionClass")
+        settings = Settings(project_dir=Path.cwd(), prediction_class=str(given_class) if given_class else None,
+                            framework=str(body["framework"]) if body.get("framework") else None)
         op = self._operation(project, "create_version", f"projects/{project}/models/{model}")
         op.metadata["version"] = {**body, "name": f"projects/{project}/models/{model}/versions/{name}"}
         asyncio.create_task(self._deploy(op, registry, settings, request, project))

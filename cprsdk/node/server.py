@@ -59,13 +59,14 @@ def build_node(options: ServeOptions) -> Node:
     startup: Callable[[VersionManager], Awaitable[None]]
     if options.local is not None:
         local = options.local
-        if not local.prediction_class or not local.packages:
-            raise ConfigError("Single-version mode needs --model-dir, --package and --prediction-class together.",
-                              hint="Or set prediction_class in [tool.cprsdk].")
+        if not ((local.prediction_class and local.packages) or local.framework):
+            raise ConfigError("Single-version mode needs --model-dir, --package and --prediction-class together "
+                              "(or --model-dir and --framework).", hint="Or set prediction_class in [tool.cprsdk].")
         if not local.model_dir.is_dir():
             raise ConfigError(f"Model directory {local.model_dir} does not exist.",
                               hint="Point --model-dir at the folder your from_path loads.")
         manifest = Manifest(model=options.model, name=options.version, prediction_class=local.prediction_class,
+                            framework=local.framework,
                             deployment_uri=str(local.model_dir), package_uris=tuple(str(p) for p in local.packages),
                             output_formatter=options.output_formatter, formatter_args=options.formatter_args)
 

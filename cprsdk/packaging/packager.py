@@ -9,7 +9,9 @@ Order of work (nothing is written to the output folder unless every check passes
    files rendered from ``templates/sdist``), then normalised so its bytes depend only on file
    names and contents; the code quota;
 4. a clean interpreter with only the sdist installed (as a node installs it) imports the
-   prediction class and resolves every global the pickles reference.
+   prediction class and resolves every global the pickles reference;
+5. the load check (``load_check``): another clean interpreter loads the version from the real
+   model directory, as a node worker does, and reports the time and peak memory.
 """
 
 from __future__ import annotations
@@ -108,15 +110,15 @@ def _static_pickle_checks(settings: Settings, model_dir: Path) -> tuple[list[dic
         for ref in scan.references:
             if ref.module in _MAIN_MODULES:
                 problems.append(
-                    f"{shown} references {ref}: the class was defined in the script that pickled it, so "
-                    f"nothing can import it at prediction time. Move the class into a module that you "
+                    f"{shown}{scan.where(ref)} references {ref}: the class was defined in the script that pickled "
+                    f"it, so nothing can import it at prediction time. Move the class into a module that you "
                     f"package (for example preprocess.py), import it from there, and pickle it again."
                 )
                 continue
             reason = dangerous_reason(ref)
             if reason and not settings.allow_unsafe_pickles:
                 problems.append(
-                    f"{shown} references {ref}, and {reason}. Loading this file would run it. If you "
+                    f"{shown}{scan.where(ref)} references {ref}, and {reason}. Loading this file would run it. If you "
                     "trust the file, pass --allow-unsafe-pickles (or allow_unsafe_pickles = true)."
                 )
                 continue
@@ -177,7 +179,7 @@ def _clean_import_check(
         raise PackageError(f"The import check could not run: {answer['body']['error']['message']}\n"
                            f"{answer.get('log_tail', '')}".rstrip())
     problems: list[str] = []
-    cls = answer["class"]
+    cls = answer["class"] or {"status": "ok"}  # None: a framework version, which has no class to import
     if cls["status"] != "ok":
         message = cls["message"].replace(str(site), f"the built package {shown}")
         problems.append(f"{message} {cls.get('hint') or ''}".rstrip())
@@ -187,11 +189,21 @@ def _clean_import_check(
         raise PickleCheckError("\n".join(problems)) if cls["status"] == "ok" else PredictorLoadError(
             "\n".join(problems))
     return (
-        Check("prediction class", True, f"{settings.prediction_class} imports from {shown} alone"),
+        _class_check(settings, shown),
         Check("pickle references", True,
               f"{len(refs)} globals resolve ({in_package} from the package, the rest from the runtime)"),
         _requirements_check(site, sites),
     )
+
+
+def _class_check(settings: Settings, shown: str) -> Check:
+    if settings.prediction_class:
+        return Check("prediction class", True, f"{settings.prediction_class} imports from {shown or 'nothing'} alone")
+    from cprsdk.runtime.frameworks import model_file, normalize_framework
+
+    framework = normalize_framework(str(settings.framework))
+    found = model_file(framework, settings.model_dir).name if settings.model_dir.is_dir() else "no model directory"
+    return Check("framework", True, f"{framework}: serves {found}" + (f", code from {shown}" if shown else ""))
 
 
 def _requirements_check(site: Path, sites: list[Path]) -> Check:
@@ -208,12 +220,13 @@ def _requirements_check(site: Path, sites: list[Path]) -> Check:
 
 
 def _require_class(settings: Settings) -> str:
-    if not settings.prediction_class:
-        raise ConfigError(
-            "No prediction class is set.",
-            hint="Pass --prediction-class module.Class, or set prediction_class in [tool.cprsdk].",
-        )
-    return settings.prediction_class
+    from cprsdk.runtime.frameworks import run_name
+    from cprsdk.runtime.resolved import NO_CLASS_HINT
+
+    target = run_name(prediction_class=settings.prediction_class, framework=settings.framework)
+    if target is None:
+        raise ConfigError("No prediction class is set.", hint=NO_CLASS_HINT)
+    return target
 
 
 def _resolve_model_dir(settings: Settings) -> Path | None:
@@ -252,11 +265,22 @@ def check_code(
     """The code quota, then the clean import of the prediction class and the pickles' globals."""
     _require_class(settings)
     size = check_code_size(sdists, max_mb=settings.max_code_mb, source=settings.describe("max_code_mb"))
-    checks = [Check("code quota", True, f"{', '.join(s.name for s in sdists)}: {format_mb(size)} "
+    checks = [Check("code quota", True, f"{', '.join(s.name for s in sdists) or 'no packages'}: {format_mb(size)} "
                     f"of {settings.max_code_mb:g} MB")]
-    step("importing the prediction class from the sdist alone")
+    step("importing the prediction class from the sdist alone" if sdists else "resolving the pickles' globals")
     checks.extend(_clean_import_check(settings, sdists, set(model.refs), list(model.pickles), work, wheels))
+    checks.extend(_load_step(settings, model, work, step))
     return checks
+
+
+def _load_step(settings: Settings, model: ModelChecks, work: Path, step: Callable[[str], None]) -> list[Check]:
+    """The version loaded from the real model directory in the clean child (see load_check)."""
+    from cprsdk.packaging.load_check import load_check
+
+    step("loading the version from the model directory")
+    found = load_check(settings, target=_require_class(settings), sites=[work / "site"], model_dir=model.model_dir,
+                       work=work)
+    return [Check(name, True, detail) for name, detail in found]
 
 
 def package(settings: Settings, *, step: Callable[[str], None] = lambda _: None) -> PackageResult:

@@ -5,20 +5,25 @@ opcodes: ``preprocess.ZeroCenterer``, ``sklearn.linear_model._logistic.LogisticR
 :func:`scan_file` runs a pure-Python unpickler whose ``find_class`` records each reference and
 hands back an inert stand-in, so no referenced module is imported and no referenced callable
 runs. joblib's raw NumPy buffers between opcodes are skipped the way joblib reads them.
+
+A zip archive with pickle members (a PyTorch ``.pt``/``.pth`` checkpoint holds ``<name>/data.pkl``)
+is scanned member by member, each like any other pickle; a reference is reported with its member.
 """
 
 from __future__ import annotations
 
 import bz2
 import contextlib
+import functools
 import gzip
 import io
 import lzma
 import os
 import pickle
+import zipfile
 import zlib
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
@@ -72,9 +77,15 @@ class GlobalRef:
 @dataclass(frozen=True)
 class PickleScan:
     path: Path
-    format: str  # "pickle" | "joblib"
+    format: str  # "pickle" | "joblib" | "zip" (pickle members of a zip archive, e.g. a torch.save file)
     compression: str | None
     references: tuple[GlobalRef, ...]
+    members: Mapping[GlobalRef, str] = field(default_factory=dict)  # zip: the member each reference is in
+
+    def where(self, ref: GlobalRef) -> str:
+        """`` (member archive/data.pkl)`` for a reference found in a zip member, else empty."""
+        member = self.members.get(ref)
+        return f" (member {member})" if member else ""
 
 
 def _canonical(ref: GlobalRef) -> GlobalRef:
@@ -235,18 +246,10 @@ _UNREADABLE = (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError
                OSError, OverflowError, MemoryError, RecursionError, zlib.error, lzma.LZMAError)
 
 
-def scan_file(path: str | os.PathLike[str]) -> PickleScan:
-    """List every global a pickle or joblib file references; raises :class:`UnreadablePickle`.
-
-    A file with joblib array buffers is read twice: as joblib reads it (skipping the buffers) and
-    as plain ``pickle.load`` would (the buffers read as opcodes), so nothing can hide in a buffer
-    from one reader and run in the other. References seen by either reading are reported.
-    """
-    path = Path(path)
-    refs: dict[GlobalRef, None] = {}
-    stream, compression = _open_stream(path)
+def _scan_stream(open_stream: Callable[[], Any], refs: dict[GlobalRef, None]) -> bool:
+    """Record the references of one pickle stream into ``refs``; True if it holds joblib arrays."""
     try:
-        with stream:
+        with open_stream() as stream:
             scanner = _Scanner(stream, refs)
             scanner.load()
     except UnreadablePickle:
@@ -254,10 +257,55 @@ def scan_file(path: str | os.PathLike[str]) -> PickleScan:
     except _UNREADABLE as exc:
         raise UnreadablePickle(f"{type(exc).__name__}: {exc}") from None
     if scanner.joblib:
-        plain, _ = _open_stream(path)
-        with plain, contextlib.suppress(*_UNREADABLE):
+        with open_stream() as plain, contextlib.suppress(*_UNREADABLE):
             _Scanner(plain, refs, joblib_aware=False).load()  # stops at the first buffer that is not opcodes
-    return PickleScan(path, "joblib" if scanner.joblib else "pickle", compression, tuple(refs))
+    return bool(scanner.joblib)
+
+
+def _is_zip(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(4) == b"PK\x03\x04" and zipfile.is_zipfile(path)
+
+
+def _pickle_members(archive: zipfile.ZipFile) -> list[str]:
+    return [m for m in archive.namelist() if Path(m).suffix.lower() in PICKLE_SUFFIXES and not m.endswith("/")]
+
+
+def _scan_zip(path: Path) -> PickleScan:
+    refs: dict[GlobalRef, None] = {}
+    members: dict[GlobalRef, str] = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for member in _pickle_members(archive):
+                found: dict[GlobalRef, None] = {}
+                try:
+                    _scan_stream(functools.partial(archive.open, member), found)
+                except UnreadablePickle as exc:
+                    raise UnreadablePickle(f"member {member}: {exc}") from None
+                for ref in found:
+                    refs[ref] = None
+                    members.setdefault(ref, member)
+    except (zipfile.BadZipFile, OSError, NotImplementedError) as exc:
+        raise UnreadablePickle(f"the zip archive cannot be read ({type(exc).__name__}: {exc})") from None
+    return PickleScan(path, "zip", None, tuple(refs), members)
+
+
+def scan_file(path: str | os.PathLike[str]) -> PickleScan:
+    """List every global a pickle or joblib file references; raises :class:`UnreadablePickle`.
+
+    A file with joblib array buffers is read twice: as joblib reads it (skipping the buffers) and
+    as plain ``pickle.load`` would (the buffers read as opcodes), so nothing can hide in a buffer
+    from one reader and run in the other. References seen by either reading are reported. A zip
+    archive (``torch.save``) is scanned member by member: every member with a pickle suffix.
+    """
+    path = Path(path)
+    if _is_zip(path):
+        return _scan_zip(path)
+    refs: dict[GlobalRef, None] = {}
+    first, compression = _open_stream(path)  # raises for a compression that cannot be read
+    unused = [first]
+    joblib = _scan_stream(lambda: unused.pop() if unused else _open_stream(path)[0], refs)
+    return PickleScan(path, "joblib" if joblib else "pickle", compression, tuple(refs))
 
 
 _COMPRESSION_SUFFIXES = frozenset({".gz", ".z", ".bz2", ".xz", ".lzma"})
@@ -277,15 +325,18 @@ def _looks_like_pickle(path: Path) -> bool:
             head = fh.read(6)
         if _pickle_header(head):
             return True
+        if head.startswith(b"PK\x03\x04") and zipfile.is_zipfile(path):  # torch.save checkpoints and the like
+            with zipfile.ZipFile(path) as archive:
+                return bool(_pickle_members(archive))
         if any(head.startswith(magic) for magic, kind in _COMPRESSED if kind not in ("zlib", "lz4")):
             stream, _ = _open_stream(path)  # a compressed pickle (joblib's compress=...)
             with stream:
                 return _pickle_header(stream.read(2))
-    except (OSError, EOFError, lzma.LZMAError, zlib.error, UnreadablePickle):
+    except (OSError, EOFError, lzma.LZMAError, zlib.error, zipfile.BadZipFile, UnreadablePickle):
         return False
     return False
 
 
 def find_pickles(files: Iterable[Path]) -> list[Path]:
-    """The files to scan: pickle-like suffixes, or a pickle protocol 2-5 header."""
+    """The files to scan: pickle-like suffixes, a pickle protocol 2-5 header, or a zip with pickle members."""
     return sorted(p for p in files if _looks_like_pickle(p))

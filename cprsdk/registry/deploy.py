@@ -33,6 +33,8 @@ from cprsdk.packaging.limits import MB, dir_stats, format_mb
 from cprsdk.packaging.packager import check_code, check_model, package
 from cprsdk.registry.manifest import Manifest
 from cprsdk.registry.registry import Registry, RegistryError, utc_now, validate_name
+from cprsdk.runtime.frameworks import rest_spelling, run_name
+from cprsdk.runtime.resolved import NO_CLASS_HINT
 from cprsdk.storage import open_store, upload_many
 
 __all__ = ["DeployResult", "deploy", "wait_for_version"]
@@ -118,7 +120,7 @@ def _stored_artifacts(store: Any, infos: list[Any], into: Path, *, one_object: b
 def _stored_sources(settings: Settings, request: DeployRequest, work: Path,
                     step: Callable[[str], None]) -> tuple[list[_Artifact], list[_Artifact], list[str]]:
     """``--origin`` and ``--package-uris``: quotas from the listings, then every check on downloaded copies."""
-    if not (request.origin and request.package_uris):
+    if not request.origin or not (request.package_uris or _framework_version(settings)):
         raise ConfigError("--origin and --package-uris go together.",
                           hint="Give the model directory's URI and the packages' URIs, as gcloud took them.")
     origin_store, origin_infos = _stored_objects(request.origin)
@@ -170,9 +172,10 @@ class DeployRequest:
 def _gather(settings: Settings, request: DeployRequest, work: Path,
             step: Callable[[str], None]) -> tuple[list[_Artifact], list[_Artifact], list[str]]:
     """(model files, packages, notes) after every check that applies to the source."""
+    code_optional = _framework_version(settings)
     if request.origin or request.package_uris:
         return _stored_sources(settings, request, work, step)
-    if request.packages:
+    if request.packages or code_optional:
         sdists = list(request.packages)
         for sdist in sdists:
             if not sdist.is_file():
@@ -185,6 +188,11 @@ def _gather(settings: Settings, request: DeployRequest, work: Path,
         sdists, model_dir = [result.sdist], result.model_dir
     step("hashing the model directory")
     return _local_model_files(model_dir), _hash_files([(s, s.name) for s in sdists]), []
+
+
+def _framework_version(settings: Settings) -> bool:
+    """A framework version (no prediction class): its code packages are optional, as in gcloud."""
+    return bool(settings.framework) and not settings.prediction_class
 
 
 def _manifest(settings: Settings, request: DeployRequest, registry: Registry,
@@ -206,6 +214,7 @@ def _manifest(settings: Settings, request: DeployRequest, registry: Registry,
         "packageUris": [p.get("uri") or f"{registry.uri.rstrip('/')}/{p['key']}" for p in package_entries],
         "packages": package_entries,
         "predictionClass": settings.prediction_class,
+        "framework": rest_spelling(settings.framework) if settings.framework else request.extra.get("framework"),
         "runtimeVersion": request.runtime_version,
         "pythonVersion": request.python_version or f"{sys.version_info.major}.{sys.version_info.minor}",
         "labels": request.labels,
@@ -219,9 +228,8 @@ def deploy(settings: Settings, request: DeployRequest, *, registry: Registry,
     start = time.perf_counter()
     validate_name("Model", request.model)
     validate_name("Version", request.version)
-    if not settings.prediction_class:
-        raise ConfigError("No prediction class is set.",
-                          hint="Pass --prediction-class module.Class, or set prediction_class in [tool.cprsdk].")
+    if run_name(prediction_class=settings.prediction_class, framework=settings.framework) is None:
+        raise ConfigError("No prediction class is set.", hint=NO_CLASS_HINT)
     if registry.version_exists(request.model, request.version):
         raise RegistryError(f"Version {request.version!r} of model {request.model!r} exists already; versions are "
                             "immutable.", status_code=409, hint="Deploy under a new version name.")

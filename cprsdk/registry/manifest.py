@@ -29,7 +29,7 @@ __all__ = ["Artifact", "Manifest"]
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _KNOWN = ("kind", "schemaVersion", "model", "name", "description", "deploymentUri", "files", "packageUris",
           "packages", "predictionClass", "runtimeVersion", "pythonVersion", "labels", "createTime", "deployId",
-          "outputFormatter", "formatterArgs")
+          "outputFormatter", "formatterArgs", "framework")
 
 
 def _need(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str, *,
@@ -101,6 +101,7 @@ class Manifest:
     model: str
     name: str
     prediction_class: str | None = None
+    framework: str | None = None  # as the REST API spells it (SCIKIT_LEARN, XGBOOST, ...), as recorded
     deployment_uri: str = ""
     files: tuple[Artifact, ...] = ()
     packages: tuple[Artifact, ...] = ()
@@ -129,6 +130,7 @@ class Manifest:
             model=_need(data, "model", str, where, required=True),
             name=_need(data, "name", str, where, required=True),
             prediction_class=_need(data, "predictionClass", str, where) or None,
+            framework=_need(data, "framework", str, where) or None,
             deployment_uri=_need(data, "deploymentUri", str, where, default=""),
             files=tuple(Artifact.from_json(f, f"{where}, files[{i}]") for i, f in enumerate(files)),
             packages=tuple(Artifact.from_json(p, f"{where}, packages[{i}]") for i, p in enumerate(packages)),
@@ -173,6 +175,7 @@ class Manifest:
             "labels": dict(self.labels),
             "createTime": self.create_time,
             "deployId": self.deploy_id,
+            **({"framework": self.framework} if self.framework else {}),
             **({"outputFormatter": self.output_formatter, "formatterArgs": dict(self.formatter_args)}
                if self.output_formatter else {}),
         }

@@ -6,6 +6,7 @@ What the prediction class name resolves to decides the adapter:
     a class with load + predict               Vertex AI CPR     (VertexAdapter)
     a module with model_fn or transform_fn    SageMaker         (SageMakerAdapter)
     a module with init/preprocess/predict/postprocess (any)    hooks (HookAdapter)
+    a framework version (no class): a model file      AI Platform runtime (frameworks.FrameworkAdapter)
 
 Each adapter answers a parsed JSON ``:predict`` body (``handle_json``) and a raw body with its
 content type and Accept header (``handle_raw``, for ``:rawPredict`` and ``/invocations``).
@@ -314,7 +315,9 @@ def _is_module(name: str) -> bool:
 
 
 def resolve_style(name: str, paths: Sequence[str] = ()) -> str:
-    """Which adapter ``name`` needs (cpr, vertex, sagemaker, hooks); raises a contract error if none."""
+    """Which adapter ``name`` needs (cpr, vertex, sagemaker, hooks, framework); raises a contract error if none."""
+    if name.startswith("cprsdk-framework:"):
+        return "framework"
     target = _resolve(name, paths)
     return _style_of(target, name)
 
@@ -354,6 +357,11 @@ def load_adapter(name: str, model_dir: str | os.PathLike[str], *, paths: Sequenc
                  formatter: str | None = None, formatter_args: Mapping[str, Any] | None = None) -> Adapter:
     """Import what ``name`` names, load it from ``model_dir`` and wrap it in its adapter."""
     str_paths = [os.fspath(p) for p in paths]
+    if name.startswith("cprsdk-framework:"):
+        from cprsdk.runtime.frameworks import framework_of, load_framework
+
+        with search_path(str_paths, argv0=name):
+            return load_framework(str(framework_of(name)), model_dir)
     target = _resolve(name, str_paths)
     style = _style_of(target, name)
     directory = os.fspath(model_dir)

@@ -35,11 +35,15 @@ from cprsdk.packaging.install import PackageFile, cache_dir, cached_site, discar
 from cprsdk.packaging.requirements import declared_requirements, ensure_requirements
 from cprsdk.registry.manifest import Manifest
 from cprsdk.registry.registry import Registry
+from cprsdk.runtime.frameworks import framework_of, run_name
 
 __all__ = ["ResolvedVersion", "download_model_dir", "local_package_files", "resolve_local", "resolve_manifest",
            "resolve_registry_version"]
 
 log = logging.getLogger("cprsdk.resolve")
+
+NO_CLASS_HINT = ("Pass --prediction-class module.Class (or --framework scikit-learn|xgboost to serve model.joblib, "
+                 "model.pkl or model.bst as it is), or set prediction_class in [tool.cprsdk].")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,13 +52,14 @@ class ResolvedVersion:
 
     model: str
     name: str
-    prediction_class: str
+    prediction_class: str  # or, for a framework version, frameworks.framework_target(framework)
     model_dir: Path
     sites: tuple[Path, ...]
     output_formatter: str | None = None
     formatter_args: Mapping[str, Any] = field(default_factory=dict)
     requirements: tuple[str, ...] = ()
     digest: str = ""  # the manifest's digest (registry) or the packages' site key (local)
+    framework: str | None = None  # SCIKIT_LEARN or XGBOOST when the version has no prediction class
 
     def verify(self) -> None:
         """Raise :class:`IntegrityError` naming the file if an installed folder changed since install."""
@@ -68,14 +73,16 @@ class ResolvedVersion:
         return {"model": self.model, "name": self.name, "prediction_class": self.prediction_class,
                 "model_dir": str(self.model_dir), "sites": [str(s) for s in self.sites],
                 "output_formatter": self.output_formatter, "formatter_args": dict(self.formatter_args),
-                "requirements": list(self.requirements), "digest": self.digest}
+                "requirements": list(self.requirements), "digest": self.digest,
+                "framework": self.framework}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ResolvedVersion:
         return cls(model=data["model"], name=data["name"], prediction_class=data["prediction_class"],
                    model_dir=Path(data["model_dir"]), sites=tuple(Path(s) for s in data["sites"]),
                    output_formatter=data.get("output_formatter"), formatter_args=data.get("formatter_args") or {},
-                   requirements=tuple(data.get("requirements") or ()), digest=data.get("digest", ""))
+                   requirements=tuple(data.get("requirements") or ()), digest=data.get("digest", ""),
+                   framework=data.get("framework"))
 
 
 def _with_requirements(site: Path, root: Path | None) -> tuple[tuple[Path, ...], tuple[str, ...]]:
@@ -96,9 +103,11 @@ def resolve_registry_version(registry: Registry, model: str, version: str | None
 
 def resolve_manifest(registry: Registry, manifest: Manifest, *, cache: Path | None = None) -> ResolvedVersion:
     """Fetch (verified) and install a registry version into folders keyed by its content."""
-    if not manifest.prediction_class:
+    target = run_name(prediction_class=manifest.prediction_class, framework=manifest.framework,
+                      where=f"Version {manifest.name} of model {manifest.model}: framework")
+    if target is None:
         raise ConfigError(f"Version {manifest.name} of model {manifest.model} has no prediction class.",
-                          hint="Deploy it again with --prediction-class module.Class.")
+                          hint="Deploy it again with --prediction-class module.Class (or --framework).")
     root = cache or cache_dir()
     model_dir = _fetched_model_dir(registry, manifest, root / "versions")
 
@@ -112,10 +121,10 @@ def resolve_manifest(registry: Registry, manifest: Manifest, *, cache: Path | No
 
     site, _ = cached_site([p.sha256 for p in manifest.packages], fetch, root=root)
     sites, requirements = _with_requirements(site, root)
-    return ResolvedVersion(model=manifest.model, name=manifest.name, prediction_class=manifest.prediction_class,
+    return ResolvedVersion(model=manifest.model, name=manifest.name, prediction_class=target,
                            model_dir=model_dir, sites=sites, output_formatter=manifest.output_formatter,
                            formatter_args=manifest.formatter_args, requirements=requirements,
-                           digest=manifest.digest)
+                           digest=manifest.digest, framework=framework_of(target))
 
 
 def _model_files_intact(folder: Path, manifest: Manifest) -> bool:
@@ -178,21 +187,27 @@ def resolve_local(settings: Settings, *, model: str = "default", name: str = "v1
                   output_formatter: str | None = None, formatter_args: Mapping[str, Any] | None = None,
                   cache: Path | None = None) -> ResolvedVersion:
     """Build and install ``settings.packages``; the model directory is ``settings.model_dir`` as it is."""
-    if not settings.prediction_class:
-        raise ConfigError("No prediction class is set.",
-                          hint="Pass --prediction-class module.Class, or set prediction_class in [tool.cprsdk].")
+    target = run_name(prediction_class=settings.prediction_class, framework=settings.framework)
+    if target is None:
+        raise ConfigError("No prediction class is set.", hint=NO_CLASS_HINT)
     if not settings.model_dir.is_dir():
         raise ConfigError(
             f"Model directory {settings.model_dir} ({settings.describe('model_dir')}) does not exist.",
             hint="Train the model first, or point --model-dir at the folder your from_path loads.",
         )
     with tempfile.TemporaryDirectory(prefix="cprsdk-build-") as tmp:
-        packages = local_package_files(settings, Path(tmp))
+        packages = local_package_files(settings, Path(tmp)) if _has_code(settings, target) else []
         site, _ = cached_site([p.sha256 for p in packages], lambda _folder: packages, root=cache)
     sites, requirements = _with_requirements(site, cache)
-    return ResolvedVersion(model=model, name=name, prediction_class=settings.prediction_class,
+    return ResolvedVersion(model=model, name=name, prediction_class=target,
                            model_dir=settings.model_dir.resolve(), sites=sites, output_formatter=output_formatter,
-                           formatter_args=formatter_args or {}, requirements=requirements, digest=site.name)
+                           formatter_args=formatter_args or {}, requirements=requirements, digest=site.name,
+                           framework=framework_of(target))
+
+
+def _has_code(settings: Settings, target: str) -> bool:
+    """A framework version has code only when packages were named; a prediction class always has."""
+    return framework_of(target) is None or "packages" in settings.sources
 
 
 def download_model_dir(uri: str, dest: Path) -> Path:

@@ -5,8 +5,10 @@ no current directory on the path) puts the installed package folders first on ``
 does the job and writes one JSON answer to the stdout it was given. Anything the user's code
 prints goes to stderr, so it can never corrupt the answer.
 
-Jobs: ``check`` (import the prediction class, resolve the globals pickles reference) and
-``predict`` (``from_path`` then ``predict`` on one request body).
+Jobs: ``check`` (import the prediction class, resolve the globals pickles reference),
+``load`` (load the version as a worker does, timed, with the child's peak memory; then, if a
+body is given, one smoke prediction whose answer must be JSON) and ``predict`` (load, then
+``predict`` on one request body).
 """
 
 from __future__ import annotations
@@ -154,12 +156,42 @@ def _predict(job: dict[str, Any]) -> dict[str, Any]:
     return {**answer, "timings": timings}
 
 
+def _load(job: dict[str, Any]) -> dict[str, Any]:
+    import resource
+
+    from cprsdk.runtime.adapters import load_adapter
+
+    start = time.perf_counter()
+    try:
+        adapter = load_adapter(job["prediction_class"], job["model_dir"])
+    except CprError as exc:
+        if exc.__cause__ is not None:
+            traceback.print_exception(exc.__cause__)
+        return {"status": exc.status_code, "stage": "load", "message": exc.message}
+    answer: dict[str, Any] = {"status": 200, "seconds": time.perf_counter() - start}
+    if job.get("body") is not None:
+        start = time.perf_counter()
+        try:
+            answer["smoke"] = json.loads(adapter.handle_json(job["body"], vertex=False, version=""))
+        except CprError as exc:
+            return {"status": exc.status_code, "stage": "smoke", "message": str(exc)}
+        except Exception as exc:
+            traceback.print_exc()
+            return {"status": 500, "stage": "smoke", "message": f"predict raised {type(exc).__name__}: {exc}"}
+        answer["smoke_seconds"] = time.perf_counter() - start
+    answer["peak_rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
+    return answer
+
+
+_JOBS = {"check": _check, "load": _load, "predict": _predict}
+
+
 def child_main() -> None:
     job = json.loads(sys.stdin.read())
     answer_fd = enter(job["sites"], job.get("prediction_class") or "cprsdk", take_stdout=True)
     assert answer_fd is not None
     try:
-        answer = _check(job) if job["kind"] == "check" else _predict(job)
+        answer = _JOBS[job["kind"]](job)
     except CprError as exc:
         if exc.__cause__ is not None:
             traceback.print_exception(exc.__cause__)
