@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from cprsdk.cli import main
+from cprsdk.node.client import NodeClient
 from cprsdk.runtime.predictor import load_predictor
 from cprsdk.storage import open_store
 from cprsdk.testing import running_node
@@ -203,8 +204,9 @@ def test_sklearn_externals_joblib_fails_package_with_its_real_cause_and_the_fix(
     message = json.loads(capsys.readouterr().out)["error"]["message"]
     assert "ImportError: cannot import name 'joblib' from 'sklearn.externals' at predictor.py line 6" in message
     assert "write `import joblib` instead" in message
-    with running_node(model_dir=src / "model", packages=[src], prediction_class=CLASS) as node:
-        version = node.client.request("GET", "/v1/projects/p/models/default/versions/v1").body
+    token = "a-legacy-layouts-token-long-enough"
+    with running_node(model_dir=src / "model", packages=[src], prediction_class=CLASS, admin_token=token) as node:
+        version = NodeClient(node.url, token=token).request("GET", "/v1/projects/p/models/default/versions/v1").body
     assert version["state"] == "FAILED"
     assert "ImportError: cannot import name 'joblib' from 'sklearn.externals' at predictor.py line 6" in \
         version["errorMessage"]

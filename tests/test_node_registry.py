@@ -105,11 +105,12 @@ def test_deploy_wait_with_the_token_reports_why_a_version_failed(tmp_path: Path,
     project = _project(tmp_path, "broken", FAILS, "FromPathRaises")
     with running_node(registry=registry, poll_interval=0.2, wait_ready=False, admin_token=TOKEN) as node:
         assert main(["deploy", str(project), "--model", "w", "--version", "v1", "--registry", registry, "--wait",
-                     "--endpoint", node.url, "--admin-token-file", str(tmp_path / "token.txt")]) == 1
+                     "--endpoint", node.url, "--admin-token-file", str(tmp_path / "token.txt"),
+                     "--skip-load-check"]) == 1
         assert "ERROR: " in capsys.readouterr().err
         assert "model.joblib is missing" in _state(node, "w", "v1")["errorMessage"]
         assert main(["deploy", str(project), "--model", "w", "--version", "v2", "--registry", registry,
-                     "--wait", "--endpoint", node.url]) == 1  # no token: the state from /readyz
+                     "--wait", "--endpoint", node.url, "--skip-load-check"]) == 1  # no token: /readyz's state
         assert "pass --admin-token-file FILE to see why" in capsys.readouterr().err
 
 

@@ -278,8 +278,10 @@ def _load_step(settings: Settings, model: ModelChecks, work: Path, step: Callabl
     from cprsdk.packaging.load_check import load_check
 
     step("loading the version from the model directory")
-    found = load_check(settings, target=_require_class(settings), sites=[work / "site"], model_dir=model.model_dir,
-                       work=work)
+    from cprsdk.packaging.requirements import ensure_requirements
+
+    sites = ensure_requirements(work / "site")  # the import check installed them: the same folders
+    found = load_check(settings, target=_require_class(settings), sites=sites, model_dir=model.model_dir, work=work)
     return [Check(name, True, detail) for name, detail in found]
 
 
