@@ -3,7 +3,8 @@
 The context tests need no Docker daemon. The image test builds the trained ZeroCenterer sample on
 the debootstrap base that .ci/docker-setup imports (cprsdk-base:bookworm), offline, runs it with
 ``--network host`` on a free loopback port, compares a prediction with the in-process one, and
-stops it with ``docker stop``, expecting exit code 0.
+stops it with ``docker stop``, expecting exit code 0; then it rebuilds after a code-only change and
+checks that Docker reused the dependency layers, printing both build times and the image size.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from cprsdk import load_predictor
 from cprsdk.cli import main
 from cprsdk.registry.registry import Registry
 from cprsdk.testing import free_port
-from helpers import answers_200, http, read_jsonl, wait_until
+from helpers import answers_200, copy_built, http, read_jsonl, wait_until
 
 BASE = "cprsdk-base:bookworm"
 SKLEARN = f"scikit-learn=={metadata.version('scikit-learn')}"  # the version that pickled the model
@@ -147,12 +148,15 @@ def _stop(name: str) -> str:
 
 @pytest.mark.timeout(900)
 @pytest.mark.usefixtures("docker")
-def test_image_serves_the_sample_and_stops_cleanly(trained_sample: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_image_serves_the_sample_and_stops_cleanly(trained_sample: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
     tag = f"cprsdk-test-zc:{int(time.time())}"
     port = free_port()
     name = f"cprsdk-test-{port}"
     try:
+        start = time.monotonic()
         built = _built_image(_local_build(trained_sample), tag, capsys)
+        first_build = time.monotonic() - start
         assert built["tag"] == tag and built["id"].startswith("sha256:") and int(built["size"]) > 0
         _run(tag, name, {"CPRSDK_PORT": str(port)})
         base = f"http://127.0.0.1:{port}"
@@ -165,9 +169,45 @@ def test_image_serves_the_sample_and_stops_cleanly(trained_sample: Path, capsys:
         user = subprocess.run(["docker", "exec", name, "id", "-u"], capture_output=True, text=True).stdout.strip()
         assert user == "10001"
         assert _stop(name) == "0"
+        _rebuild_code_only(trained_sample, tmp_path, tag, first_build, capsys)
     finally:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True)
-        subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)
+        subprocess.run(["docker", "rmi", "-f", tag, f"{tag}-code"], capture_output=True)
+
+
+def _image_layers(tag: str) -> list[str]:
+    """The image's layer diff IDs, base first (``docker image inspect .RootFS.Layers``)."""
+    out = subprocess.run(["docker", "image", "inspect", "--format", "{{json .RootFS.Layers}}", tag],
+                         capture_output=True, text=True, check=True).stdout
+    layers: list[str] = json.loads(out)
+    return layers
+
+
+# After the base's layers, the classic builder adds one layer per RUN and COPY: the venv and user, the
+# wheelhouse, its pip install, cprsdk's wheel, its install, then the packages (the predictor's code).
+# The classic builder takes the newest cached child that matches, so a build of the same steps by
+# someone else on the same daemon between our two builds can hand the rebuild their (equal) layers.
+_BEFORE_PACKAGES = 5
+
+
+def _rebuild_code_only(sample: Path, tmp_path: Path, tag: str, first_build: float,
+                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A copy of ``sample`` with one harmless constant changed in predictor.py, rebuilt as ``TAG-code``:
+    every layer up to the packages is the first image's own, the packages layer is new."""
+    changed = copy_built(sample, tmp_path / "changed")
+    predictor = changed / "predictor.py"
+    predictor.write_text(predictor.read_text() + '\nBUILD_NOTE = "a code-only change"\n')
+    start = time.monotonic()
+    rebuilt = _built_image(_local_build(changed), f"{tag}-code", capsys)
+    rebuild = time.monotonic() - start
+    base = len(_image_layers(BASE))
+    first, second = _image_layers(tag), _image_layers(f"{tag}-code")
+    packages = base + _BEFORE_PACKAGES
+    assert first[:packages] == second[:packages], "the dependency (wheelhouse) layers were rebuilt"
+    assert first[packages] != second[packages], "the packages layer should hold the changed code"
+    with capsys.disabled():
+        print(f"\nimage build: first {first_build:.1f} s, code-only rebuild {rebuild:.1f} s, "
+              f"image {int(rebuilt['size']) / 1e6:.0f} MB, {packages} of {len(second)} layers reused")
 
 
 @pytest.mark.timeout(900)
