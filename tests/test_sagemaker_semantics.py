@@ -419,3 +419,27 @@ def test_the_real_package_wins_over_the_stand_in(tmp_path: Path) -> None:
         """)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert result.stdout.split("\n")[:2] == ["True", "no stand-in inside a real package"]
+
+
+# ---------------------------------------------------------------- through package and deploy
+
+
+@pytest.mark.parametrize("name", ["sm-sklearn-defaults", "sm-torch-defaults", "sm-abalone"])
+def test_each_scenario_packages_deploys_and_serves_from_the_registry(
+    trained: Callable[[str], Path], tmp_path: Path, name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`cprsdk package` (every check, the load check included) and `cprsdk deploy`, then a registry node."""
+    project = trained(name)
+    assert main(["package", str(project), "--out", str(tmp_path / "dist"), "-q"]) == 0, capsys.readouterr().err
+    registry = str(tmp_path / "registry")
+    assert main(["deploy", str(project), "--model", "sm", "--version", "v1", "--registry", registry]) == 0
+    capsys.readouterr()
+    adapter = _adapter(project)
+    rows = _csv(ABALONE) if name == "sm-abalone" else _csv(ROWS)
+    expected, _ = adapter.handle_raw(rows, "text/csv", "application/json")
+    with running_node(registry=registry, poll_interval=0.2) as node:
+        status, data, _ = node.client.raw_predict("sm", rows, "text/csv", version="v1", accept="application/json")
+        assert status == 200 and json.loads(data) == json.loads(expected)
+        if name != "sm-abalone":  # its JSON answer is one object, not one prediction per instance
+            answer = node.client.predict("sm", ROWS, version="v1")
+            assert answer == _predictions(adapter, ROWS)
