@@ -170,3 +170,26 @@ def cprsdk_serve(args: Sequence[str], *, port: int, log: Path, ready_path: str =
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
+
+
+LABEL_PREDICTOR = '''
+class MyPredictor:
+    @classmethod
+    def from_path(cls, model_dir):
+        return cls()
+
+    def predict(self, instances, **kwargs):
+        return ["{label}" for _ in instances]
+'''
+
+
+def label_project(root: Path, label: str, *, folder: str | None = None, name: str | None = None) -> Path:
+    """A bare project (in ``root/folder``) whose predictor answers ``label`` for every instance."""
+    project = root / (folder or label)
+    (project / "model").mkdir(parents=True)
+    (project / "model" / "weights.txt").write_text(label)
+    (project / "predictor.py").write_text(LABEL_PREDICTOR.format(label=label))
+    toml = f'name = "{name or label}"\nprediction_class = "predictor.MyPredictor"\n'
+    (project / "cprsdk.toml").write_text(toml)
+    return project
+

@@ -16,7 +16,7 @@ from cprsdk.cli import main
 from cprsdk.errors import CprError
 from cprsdk.node.client import NodeClient
 from cprsdk.testing import RunningNode, free_port, running_node
-from helpers import PROJECTS, cprsdk_serve, http, wait_until
+from helpers import LABEL_PREDICTOR, PROJECTS, cprsdk_serve, http, wait_until
 
 
 def _project(root: Path, name: str, predictor: str, cls: str = "MyPredictor") -> Path:
@@ -29,15 +29,7 @@ def _project(root: Path, name: str, predictor: str, cls: str = "MyPredictor") ->
     return project
 
 
-TWIN = '''
-class MyPredictor:
-    @classmethod
-    def from_path(cls, model_dir):
-        return cls()
-
-    def predict(self, instances, **kwargs):
-        return ["{label}" for _ in instances]
-'''
+TWIN = LABEL_PREDICTOR
 
 # A predictor whose from_path raises, as the `predictor` module of one more version.
 FAILS = (PROJECTS / "behaviours" / "from_path_raises.py").read_text()

@@ -11,29 +11,13 @@ import pytest
 from cprsdk.cli import main
 from cprsdk.registry.registry import Registry
 from cprsdk.testing import RunningNode, running_node
-from helpers import http, wait_until
+from helpers import http, label_project, wait_until
 
 TOKEN = "a-registry-faults-token-long-enough"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
-PREDICTOR = '''
-class MyPredictor:
-    @classmethod
-    def from_path(cls, model_dir):
-        return cls()
-
-    def predict(self, instances, **kwargs):
-        return ["{label}" for _ in instances]
-'''
-
-
 def _project(root: Path, label: str) -> Path:
-    project = root / label
-    (project / "model").mkdir(parents=True)
-    (project / "model" / "weights.txt").write_text(label)
-    (project / "predictor.py").write_text(PREDICTOR.format(label=label))
-    (project / "cprsdk.toml").write_text(f'name = "p_{label}"\nprediction_class = "predictor.MyPredictor"\n')
-    return project
+    return label_project(root, label, name=f"p_{label}")
 
 
 def _deploy(project: Path, registry: str, version: str) -> None:

@@ -19,30 +19,13 @@ import pytest
 
 from cprsdk.cli import main
 from cprsdk.testing import free_port
-from helpers import cprsdk_serve, http, wait_until
+from helpers import cprsdk_serve, http, label_project, wait_until
 
 TOKEN = "a-two-nodes-test-token-long-enough"
 
-PREDICTOR = '''
-class MyPredictor:
-    @classmethod
-    def from_path(cls, model_dir):
-        return cls()
-
-    def predict(self, instances, **kwargs):
-        return ["{label}" for _ in instances]
-'''
-
-
 def _project(root: Path, label: str) -> Path:
     """A bare project whose predictions are ``label`` for every instance."""
-    project = root / f"project-{label}"
-    (project / "model").mkdir(parents=True)
-    (project / "model" / "weights.txt").write_text(label)
-    (project / "predictor.py").write_text(PREDICTOR.format(label=label))
-    toml = f'name = "labels-{label.lower()}"\nprediction_class = "predictor.MyPredictor"\n'
-    (project / "cprsdk.toml").write_text(toml)
-    return project
+    return label_project(root, label, folder=f"project-{label}", name=f"labels-{label.lower()}")
 
 
 def _deploy(project: Path, registry: str, version: str) -> None:
