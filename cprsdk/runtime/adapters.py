@@ -19,7 +19,7 @@ import inspect
 import json
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -146,20 +146,6 @@ def _step(fn: Any, args: Sequence[Any], context: SageMakerContext, unsupported_s
         raise mapped from exc
 
 
-def _with_body(run: Callable[[Any], Any], body: Any, as_sent: Any) -> Any:
-    """``run(body)``; on a JSON route, if the handler refuses the instances list, once more with the
-    request object as sent (the contract cprsdk had before it followed SageMaker); the first error stands."""
-    try:
-        return run(body)
-    except Exception as first:
-        if as_sent is None:
-            raise
-        try:
-            return run(as_sent)
-        except Exception:
-            raise first from None
-
-
 @dataclass
 class SageMakerAdapter(Adapter):
     """A SageMaker handler module, with the serving containers' behaviour (see ``sagemaker.py``)."""
@@ -178,7 +164,7 @@ class SageMakerAdapter(Adapter):
     def handle_json(self, body: dict[str, Any], *, vertex: bool, version: str) -> bytes:
         """The ``instances`` list reaches the module as its application/json body; its answer is ``predictions``."""
         instances, _ = split_request(body)
-        raw, kind = self._run(RequestText(json.dumps(instances)), JSON, JSON, as_sent=RequestText(json.dumps(body)))
+        raw, kind = self._run(RequestText(json.dumps(instances)), JSON, JSON)
         response = _json_answer(raw, kind)
         if not (isinstance(response, dict) and "predictions" in response):
             response = {"predictions": response}
@@ -186,19 +172,17 @@ class SageMakerAdapter(Adapter):
             response.setdefault("deployedModelId", version)
         return json.dumps(to_jsonable(response, "response"), allow_nan=False).encode()
 
-    def _run(self, data: bytes | str, content_type: str, accept: str, *,
-             as_sent: str | None = None) -> tuple[bytes, str]:
+    def _run(self, data: bytes | str, content_type: str, accept: str) -> tuple[bytes, str]:
         context = SageMakerContext(self.model_dir, content_type, accept)
         transform = getattr(self.module, "transform_fn", None)
         if transform is not None:
-            result = _with_body(lambda d: _call(transform, (self.model, d, content_type, accept), context),
-                                data, as_sent)
+            result = _call(transform, (self.model, data, content_type, accept), context)
             return response_parts(result, accept)
         input_fn = getattr(self.module, "input_fn", None)
         if input_fn is None:
             parsed = default_input(data, content_type, self.model)
         else:
-            parsed = _with_body(lambda d: _step(input_fn, (d, content_type), context, 415), data, as_sent)
+            parsed = _step(input_fn, (data, content_type), context, 415)
         predict_fn = getattr(self.module, "predict_fn", None)
         prediction = (_call(predict_fn, (parsed, self.model), context) if predict_fn
                       else default_predict(parsed, self.model))

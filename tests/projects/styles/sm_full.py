@@ -14,7 +14,8 @@ def model_fn(model_dir):
 def input_fn(body, content_type):
     if content_type.startswith("text/csv"):
         return np.loadtxt(io.StringIO(body.decode()), delimiter=",", ndmin=2)
-    return np.asarray(json.loads(body)["instances"], dtype=float)
+    data = json.loads(body)  # the instances list on JSON routes; {"instances": ...} sent raw
+    return np.asarray(data["instances"] if isinstance(data, dict) else data, dtype=float)
 
 
 def predict_fn(data, model):
