@@ -117,7 +117,8 @@ def run_job(spec: JobSpec, *, progress: Callable[[int, int], None] = lambda done
     try:
         pending: dict[Any, int] = {}
         todo = [i for i in range(len(shards)) if i not in done]
-        progress(sum(len(shards[i]) for i in done if i < len(shards)), len(records))
+        scored = sum(len(shards[i]) for i in done if i < len(shards))  # records in committed shards
+        progress(scored, len(records))
         while todo or pending:
             while todo and len(pending) < max(1, spec.workers) * 2 and not stopped:
                 index = todo.pop(0)
@@ -134,7 +135,8 @@ def run_job(spec: JobSpec, *, progress: Callable[[int, int], None] = lambda done
             for index, shard in finished:
                 commit(store, index, shard)
                 done[index] = {"succeeded": shard["succeeded"], "failed": shard["failed"]}
-            progress(sum(len(shards[i]) for i in done if i < len(shards)), len(records))
+                scored += len(shards[index])
+            progress(scored, len(records))
             if not stopped and store.exists("_STOP"):
                 stopped, todo = True, []
     finally:
