@@ -106,18 +106,83 @@ def status_name(code: int) -> str:
 class CprError(Exception):
     """Base of every error cprsdk raises on purpose.
 
-    ``message`` says what went wrong and with which value; ``hint`` says what to do next.
+    ``message`` says what went wrong and with which value; ``hint`` says what to do next;
+    ``status_code``, when given, replaces the class's HTTP status for this one error.
     """
 
     status_code: int = 500
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, status_code: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        if status_code is not None:
+            self.status_code = status_code
 
     def __str__(self) -> str:
         return self.message if not self.hint else f"{self.message} {self.hint}"
+
+
+# Errors with their own constructors.
+
+
+class Stopped(CprError):
+    """The run is stopping; the worker leaves without finishing its items (never leaves a Pipeline)."""
+
+    status_code = 500
+
+    def __init__(self, message: str = "The pipeline run is stopping.") -> None:
+        super().__init__(message)
+
+
+class ItemFailure(CprError):
+    """An item (or batch) failed with an error known by its type name and message.
+
+    ``message`` is the error's own message; ``str()`` is ``"<type_name>: <message>"``.
+    """
+
+    status_code = 500
+
+    def __init__(self, type_name: str, message: str, *, splittable: bool = True) -> None:
+        super().__init__(f"{type_name}: {message}")
+        self.type_name, self.message, self.splittable = type_name, message, splittable
+
+    def __str__(self) -> str:
+        return f"{self.type_name}: {self.message}"
+
+
+class SetupFailure(CprError):
+    """A stage's setup failed in a worker; the run becomes a :class:`PipelineError`.
+
+    ``message`` is the error's own message; ``str()`` names the stage and the type too.
+    """
+
+    status_code = 500
+
+    def __init__(self, stage: str, type_name: str, message: str) -> None:
+        super().__init__(f"stage {stage!r}: {type_name}: {message}")
+        self.stage, self.type_name, self.message = stage, type_name, message
+
+    def __str__(self) -> str:
+        return f"stage {self.stage!r}: {self.type_name}: {self.message}"
+
+
+class PredictionError(CprError):
+    """Raise from ``predict`` to answer with your own message and 4xx status.
+
+    ``raise PredictionError("feature 'age' must be positive", status_code=422)``
+    """
+
+    status_code = 400
+
+    def __init__(self, message: str, status_code: int = 400) -> None:
+        if not isinstance(status_code, int) or not 400 <= status_code <= 599:
+            raise ValueError(f"PredictionError status_code must be an int from 400 to 599, got {status_code!r}")
+        super().__init__(message)
+        self.status_code = status_code
+
+
+# Errors that differ only by name, place in the tree and status.
 
 
 class ConfigError(CprError):
@@ -180,66 +245,10 @@ class IntegrityError(StorageError):
     status_code = 500
 
 
-class RegistryError(CprError):
-    status_code = 400
-
-    def __init__(self, message: str, *, status_code: int = 400, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.status_code = status_code
-
-
-class ManifestError(RegistryError):
-    status_code = 500
-
-    def __init__(self, message: str, *, status_code: int = 500, hint: str | None = None) -> None:
-        super().__init__(message, status_code=status_code, hint=hint)
-
-
 class PipelineError(CprError):
     """The pipeline cannot run: a bad stage, a failed worker setup, or inputs that failed to read."""
 
     status_code = 500
-
-
-class Stopped(CprError):
-    """The run is stopping; the worker leaves without finishing its items (never leaves a Pipeline)."""
-
-    status_code = 500
-
-    def __init__(self, message: str = "The pipeline run is stopping.") -> None:
-        super().__init__(message)
-
-
-class ItemFailure(CprError):
-    """An item (or batch) failed with an error known by its type name and message.
-
-    ``message`` is the error's own message; ``str()`` is ``"<type_name>: <message>"``.
-    """
-
-    status_code = 500
-
-    def __init__(self, type_name: str, message: str, *, splittable: bool = True) -> None:
-        super().__init__(f"{type_name}: {message}")
-        self.type_name, self.message, self.splittable = type_name, message, splittable
-
-    def __str__(self) -> str:
-        return f"{self.type_name}: {self.message}"
-
-
-class SetupFailure(CprError):
-    """A stage's setup failed in a worker; the run becomes a :class:`PipelineError`.
-
-    ``message`` is the error's own message; ``str()`` names the stage and the type too.
-    """
-
-    status_code = 500
-
-    def __init__(self, stage: str, type_name: str, message: str) -> None:
-        super().__init__(f"stage {stage!r}: {type_name}: {message}")
-        self.stage, self.type_name, self.message = stage, type_name, message
-
-    def __str__(self) -> str:
-        return f"stage {self.stage!r}: {self.type_name}: {self.message}"
 
 
 class LoadFailed(CprError):
@@ -266,41 +275,10 @@ class NodeUnreachable(CprError):
     status_code = 500
 
 
-class NodeError(CprError):
-    """A prediction node answered with an error; ``status_code`` is the node's status."""
-
-    def __init__(self, message: str, *, status_code: int, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.status_code = status_code
-
-
 class WaitTimeout(CprError):
     """A wait for a node to start, or for a version to become READY, ran out of time."""
 
     status_code = 504
-
-
-class RequestError(CprError):
-    status_code = 400
-
-    def __init__(self, message: str, *, status_code: int = 400, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.status_code = status_code
-
-
-class PredictionError(CprError):
-    """Raise from ``predict`` to answer with your own message and 4xx status.
-
-    ``raise PredictionError("feature 'age' must be positive", status_code=422)``
-    """
-
-    status_code = 400
-
-    def __init__(self, message: str, status_code: int = 400) -> None:
-        if not isinstance(status_code, int) or not 400 <= status_code <= 599:
-            raise ValueError(f"PredictionError status_code must be an int from 400 to 599, got {status_code!r}")
-        super().__init__(message)
-        self.status_code = status_code
 
 
 class ResponseError(CprError):
@@ -315,3 +293,19 @@ def error_body(code: int, message: str) -> dict[str, Any]:
 def error_bytes(code: int, message: str) -> bytes:
     """:func:`error_body` as the JSON bytes of an HTTP response body."""
     return json.dumps(error_body(code, message)).encode()
+
+
+class RegistryError(CprError):
+    status_code = 400
+
+
+class ManifestError(RegistryError):
+    status_code = 500
+
+
+class NodeError(CprError):
+    """A prediction node answered with an error; ``status_code`` is the node's status."""
+
+
+class RequestError(CprError):
+    status_code = 400

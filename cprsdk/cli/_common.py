@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -12,9 +13,9 @@ from typing import Any, TypeAlias
 from cprsdk.errors import ConfigError
 
 __all__ = [
-    "Command", "Subparsers", "add_format_flag", "add_formatter_flags", "add_input_flags", "add_local_files_flags",
-    "add_quota_flags", "add_registry_flags", "err", "formatter", "formatter_fields", "labels", "need", "read_bytes",
-    "settings_flags",
+    "Command", "Subparsers", "add_command", "add_format_flag", "add_formatter_flags", "add_input_flags",
+    "add_local_files_flags", "add_quota_flags", "add_registry_flags", "err", "formatter", "formatter_fields",
+    "labels", "need", "read_bytes", "settings_flags",
 ]
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -80,7 +81,18 @@ def formatter_fields(args: argparse.Namespace) -> dict[str, Any]:
     return {"outputFormatter": name, "formatterArgs": values or {}} if name else {}
 
 
-# ------------------------------------------------------------------ flag groups
+# ------------------------------------------------------------------ commands and flag groups
+
+
+def add_command(sub: Subparsers, name: str, func: Command, **kwargs: Any) -> argparse.ArgumentParser:
+    """The parser of command ``name``, run by ``func``: its ``help`` in the command list is the first
+    paragraph of ``func``'s docstring and its ``--help`` description the rest, so each command's text sits
+    with its code."""
+    summary, _, details = inspect.cleandoc(func.__doc__ or "").partition("\n\n")
+    p = sub.add_parser(name, help=" ".join(summary.split()), description=" ".join(details.split()) or None,
+                       **kwargs)
+    p.set_defaults(func=func)
+    return p
 
 
 def add_format_flag(p: argparse.ArgumentParser) -> None:

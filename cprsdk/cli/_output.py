@@ -11,12 +11,14 @@ __all__ = ["print_records", "print_table"]
 
 
 def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, (list, tuple)):
-        return ",".join(_cell(v) for v in value) or "-"
+    """One table cell: "-" for nothing, yes/no for booleans, lists joined by commas."""
+    match value:
+        case None:
+            return "-"
+        case bool():
+            return "yes" if value else "no"
+        case list() | tuple():
+            return ",".join(_cell(v) for v in value) or "-"
     return str(value)
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from cprsdk.cli._common import (
     Command,
     Subparsers,
+    add_command,
     add_format_flag,
     add_local_files_flags,
     add_registry_flags,
@@ -62,6 +63,14 @@ def _job_spec(args: argparse.Namespace, version: ResolvedVersion, source: dict[s
 
 
 def _cmd_batch_predict(args: argparse.Namespace) -> int:
+    """score every record of the inputs
+
+    Score every record of the inputs (JSON lines, CSV with a header, or whole files) with a deployed model
+    (--model) or local files (--model-dir, --package, --prediction-class), and write sharded predictions,
+    errors, CSV views and a summary to --output; every record ends as a prediction or an error line. Running
+    the same command again with the same --output resumes the job. Prints the summary as JSON; exits 1 unless
+    the job SUCCEEDED.
+    """
     from cprsdk.batch import index, jobs
 
     if not args.input or not args.output:
@@ -87,6 +96,10 @@ _JOB_COLUMNS = (("job", "job"), ("state", "state"), ("succeeded", "succeeded"), 
 
 
 def _cmd_batch_list(args: argparse.Namespace) -> int:
+    """list the jobs started on this machine
+
+    List the jobs started on this machine, with their states and outputs.
+    """
     from cprsdk.batch import index
     from cprsdk.cli._output import print_records
 
@@ -118,14 +131,7 @@ def _cmd_batch_results(args: argparse.Namespace) -> int:
 
 
 def _add_predict_parser(actions: Subparsers) -> None:
-    p = actions.add_parser(
-        "predict", help="score every record of the inputs",
-        description="Score every record of the inputs (JSON lines, CSV with a header, or whole files) with a "
-        "deployed model (--model) or local files (--model-dir, --package, --prediction-class), and write sharded "
-        "predictions, errors, CSV views and a summary to --output; every record ends as a prediction or an error "
-        "line. Running the same command again with the same --output resumes the job. Prints the summary as JSON; "
-        "exits 1 unless the job SUCCEEDED.",
-    )
+    p = add_command(actions, "predict", _cmd_batch_predict)
     p.add_argument("--input", action="append", metavar="URI", help="input files, folders or globs (repeat)")
     p.add_argument("--output", metavar="URI", help="where the job writes (it is also the job's identity)")
     p.add_argument("--data-format", choices=("jsonl", "csv", "files"), default="jsonl", help="(default: jsonl)")
@@ -147,7 +153,6 @@ def _add_predict_parser(actions: Subparsers) -> None:
     p.add_argument("--engine", choices=("local", "dask"), default="local", help="(default: local)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="with --engine dask: the scheduler (default: a local cluster)")
-    p.set_defaults(func=_cmd_batch_predict)
 
 
 def _add_job_action(actions: Subparsers, name: str, func: Command, summary: str, description: str) -> None:
@@ -169,10 +174,8 @@ def add_parsers(sub: Subparsers) -> None:
     _add_predict_parser(actions)
     _add_job_action(actions, "status", _cmd_batch_status, "print a job's summary as JSON",
                     "Print the summary of job JOB as JSON; while it runs, its state and committed shards.")
-    a = actions.add_parser("list", help="list the jobs started on this machine",
-                           description="List the jobs started on this machine, with their states and outputs.")
+    a = add_command(actions, "list", _cmd_batch_list)
     add_format_flag(a)
-    a.set_defaults(func=_cmd_batch_list)
     _add_job_action(actions, "stop", _cmd_batch_stop, "ask a job to stop after the shards in flight",
                     "Ask job JOB to stop after the shards in flight; rerun its command to resume it.")
     _add_job_action(actions, "results", _cmd_batch_results, "print a job's results.csv",

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from cprsdk.cli._common import Subparsers, add_local_files_flags, add_registry_flags, err
+from cprsdk.cli._common import Subparsers, add_command, add_local_files_flags, add_registry_flags, err
 from cprsdk.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -35,6 +35,13 @@ def _default_format(target: str) -> str:
 
 
 def _cmd_manifests(args: argparse.Namespace) -> int:
+    """render what Vertex AI, SageMaker, KServe, Kubernetes or Cloud Run need
+
+    Print (or write with --out, one file per object) the requests or objects a platform needs to run an image
+    built by `cprsdk image build`: Vertex AI models.upload and deployModel bodies; SageMaker CreateModel,
+    CreateEndpointConfig and CreateEndpoint requests; a KServe InferenceService; a Kubernetes Deployment,
+    Service, HorizontalPodAutoscaler and PodDisruptionBudget; a Cloud Run service.
+    """
     from cprsdk.image.manifests import dump, render, usage, write
     from cprsdk.image.spec import DeploySpec
 
@@ -57,14 +64,17 @@ def _cmd_manifests(args: argparse.Namespace) -> int:
     return 0
 
 
+# How big the machine is, on each platform: (flag, default, what it sets)
+_SIZES = (
+    ("--cpu", "1", "Kubernetes/KServe/Cloud Run CPU request"),
+    ("--memory", "2Gi", "Kubernetes/KServe/Cloud Run memory"),
+    ("--machine-type", "n1-standard-2", "Vertex AI machine type"),
+    ("--instance-type", "ml.m5.large", "SageMaker instance type"),
+)
+
+
 def _add_manifests_parser(actions: Subparsers) -> None:
-    p = actions.add_parser(
-        "manifests", help="render what Vertex AI, SageMaker, KServe, Kubernetes or Cloud Run need",
-        description="Print (or write with --out, one file per object) the requests or objects a platform needs "
-        "to run an image built by `cprsdk image build`: Vertex AI models.upload and deployModel bodies; SageMaker "
-        "CreateModel, CreateEndpointConfig and CreateEndpoint requests; a KServe InferenceService; a Kubernetes "
-        "Deployment, Service, HorizontalPodAutoscaler and PodDisruptionBudget; a Cloud Run service.",
-    )
+    p = add_command(actions, "manifests", _cmd_manifests)
     p.add_argument("--target", required=True, choices=("vertex", "sagemaker", "kserve", "kubernetes", "cloudrun"))
     p.add_argument("--image", required=True, help="the image, as the platform pulls it (REGISTRY/NAME:TAG)")
     p.add_argument("--model", help="the model the node serves it as (default: the one the image was built for)")
@@ -81,10 +91,8 @@ def _add_manifests_parser(actions: Subparsers) -> None:
     p.add_argument("--max-replicas", type=int, default=3, metavar="N", help="(default: 3)")
     p.add_argument("--target-cpu", type=int, default=70, metavar="PERCENT",
                    help="CPU utilization the autoscaler aims at (default: 70)")
-    p.add_argument("--cpu", default="1", help="Kubernetes/KServe/Cloud Run CPU request (default: 1)")
-    p.add_argument("--memory", default="2Gi", help="Kubernetes/KServe/Cloud Run memory (default: 2Gi)")
-    p.add_argument("--machine-type", default="n1-standard-2", help="Vertex AI machine type (default: n1-standard-2)")
-    p.add_argument("--instance-type", default="ml.m5.large", help="SageMaker instance type (default: ml.m5.large)")
+    for flag, default, what in _SIZES:
+        p.add_argument(flag, default=default, help=f"{what} (default: {default})")
     p.add_argument("--role-arn", help="SageMaker ExecutionRoleArn")
     p.add_argument("--project", default="PROJECT", help="Vertex AI project (default: PROJECT, a placeholder)")
     p.add_argument("--region", default="us-central1", help="Vertex AI region (default: us-central1)")
@@ -92,7 +100,6 @@ def _add_manifests_parser(actions: Subparsers) -> None:
     p.add_argument("--format", choices=("json", "yaml"),
                    help="default: json for vertex and sagemaker, yaml for the others")
     p.add_argument("--out", metavar="DIR", help="write one file per object into DIR instead of stdout")
-    p.set_defaults(func=_cmd_manifests)
 
 
 # ------------------------------------------------------------------ build
@@ -114,6 +121,14 @@ def _source(args: argparse.Namespace, work: Path) -> ImageSource:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
+    """build a container image that serves one version
+
+    Build an image whose entrypoint is `cprsdk serve` for one version, from the registry (--model M --version
+    V) or from local files (--model-dir, --package, --prediction-class). The build is offline: dependencies
+    come from a wheelhouse pip makes here for the base image's platform. The image runs as a non-root user,
+    speaks the Vertex AI, SageMaker and KServe contracts, and is labelled with the version's digest and the
+    cprsdk version.
+    """
     import dataclasses
     import tempfile
 
@@ -142,14 +157,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 
 def _add_build_parser(actions: Subparsers) -> None:
-    p = actions.add_parser(
-        "build", help="build a container image that serves one version",
-        description="Build an image whose entrypoint is `cprsdk serve` for one version, from the registry "
-        "(--model M --version V) or from local files (--model-dir, --package, --prediction-class). The build is "
-        "offline: dependencies come from a wheelhouse pip makes here for the base image's platform. The image "
-        "runs as a non-root user, speaks the Vertex AI, SageMaker and KServe contracts, and is labelled with the "
-        "version's digest and the cprsdk version.",
-    )
+    p = add_command(actions, "build", _cmd_build)
     add_registry_flags(p, role="registry of the version", output=False)
     p.add_argument("--model", help="the model (a registry version; with local files, its name in the image)")
     p.add_argument("--version", dest="version_name", help="the version (default: the model's default version)")
@@ -170,7 +178,6 @@ def _add_build_parser(actions: Subparsers) -> None:
     p.add_argument("--context-only", metavar="DIR",
                    help="write the Dockerfile, wheelhouse and packages into DIR and print how to build them; "
                    "needs no Docker")
-    p.set_defaults(func=_cmd_build)
 
 
 def add_parsers(sub: Subparsers) -> None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from cprsdk.cli._common import (
     Subparsers,
+    add_command,
     add_formatter_flags,
     add_input_flags,
     add_local_files_flags,
@@ -49,6 +50,12 @@ def _print_raw(raw: bytes, result: LocalResult, *, verbose: bool) -> None:
 
 
 def _cmd_local_predict(args: argparse.Namespace) -> int:
+    """predict one request with the packaged predictor
+
+    Install the packages the way a prediction node does, then run from_path and predict in a fresh
+    interpreter. Prints the response body ({"predictions": [...]}) on stdout; on failure prints {"error":
+    {...}} and exits 1.
+    """
     from cprsdk.errors import error_body
 
     try:
@@ -71,16 +78,10 @@ def add_parsers(sub: Subparsers) -> None:
     """``local predict``."""
     local = sub.add_parser("local", help="run a predictor on this machine, as the node runs it")
     local_sub = local.add_subparsers(dest="local_command", metavar="COMMAND", required=True)
-    p = local_sub.add_parser(
-        "predict", help="predict one request with the packaged predictor",
-        description="Install the packages the way a prediction node does, then run from_path and predict "
-        "in a fresh interpreter. Prints the response body ({\"predictions\": [...]}) on stdout; on failure "
-        "prints {\"error\": {...}} and exits 1.",
-    )
+    p = add_command(local_sub, "predict", _cmd_local_predict)
     add_local_files_flags(p, model_dir="local model directory (default: model)",
                           package="an sdist, wheel or source folder; repeat for several (default: the current folder)")
     add_input_flags(p)
     add_formatter_flags(p)
     p.add_argument("--timings", action="store_true", help="print where the time went, on stderr")
     p.add_argument("-v", "--verbose", action="store_true", help="show the predictor's own output")
-    p.set_defaults(func=_cmd_local_predict)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from cprsdk.cli._common import (
     Subparsers,
+    add_command,
     add_formatter_flags,
     add_input_flags,
     add_local_files_flags,
@@ -76,6 +77,14 @@ def _serve_options(args: argparse.Namespace, settings: Settings, local: Settings
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    """run a prediction node
+
+    Serve every version in the registry (watched for changes), or one version from local files with
+    --model-dir, --package and --prediction-class. Each version runs in its own worker processes. Routes: AI
+    Platform v1 predict (management, reads included, behind --admin-token-file), Vertex AI endpoints, KServe
+    V1, /healthz, /readyz, /metrics. AIP_HTTP_PORT, AIP_HEALTH_ROUTE, AIP_PREDICT_ROUTE and AIP_STORAGE_URI
+    make it a Vertex AI custom container. SIGTERM drains and exits 0.
+    """
     import tempfile
 
     from cprsdk.node.server import run
@@ -89,15 +98,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _add_serve_parser(sub: Subparsers) -> None:
-    p = sub.add_parser(
-        "serve", help="run a prediction node",
-        description="Serve every version in the registry (watched for changes), or one version from local "
-        "files with --model-dir, --package and --prediction-class. Each version runs in its own worker "
-        "processes. Routes: AI Platform v1 predict (management, reads included, behind --admin-token-file), "
-        "Vertex AI endpoints, KServe V1, "
-        "/healthz, /readyz, /metrics. AIP_HTTP_PORT, AIP_HEALTH_ROUTE, AIP_PREDICT_ROUTE and AIP_STORAGE_URI "
-        "make it a Vertex AI custom container. SIGTERM drains and exits 0.",
-    )
+    p = add_command(sub, "serve", _cmd_serve)
     add_registry_flags(p, role="registry to serve", output=False)
     p.add_argument("--host", help="address to bind (default: 127.0.0.1; 0.0.0.0 when AIP_HTTP_PORT is set)")
     p.add_argument("--port", type=int, help="port (default: $AIP_HTTP_PORT, $SAGEMAKER_BIND_TO_PORT, else 8080)")
@@ -119,13 +120,16 @@ def _add_serve_parser(sub: Subparsers) -> None:
     p.add_argument("--model", default="default", help="single-version mode: model name (default: default)")
     p.add_argument("--version", dest="version_name", default="v1", help="single-version mode: version (default: v1)")
     add_formatter_flags(p)
-    p.set_defaults(func=_cmd_serve)
 
 
 # ------------------------------------------------------------------ predict
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
+    """send a prediction request to a node
+
+    POST to the node's AI Platform predict route and print the response body.
+    """
     from cprsdk.node.client import NodeClient
     from cprsdk.runtime.local import read_request
 
@@ -145,13 +149,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _add_predict_parser(sub: Subparsers) -> None:
-    p = sub.add_parser("predict", help="send a prediction request to a node",
-                       description="POST to the node's AI Platform predict route and print the response body.")
+    p = add_command(sub, "predict", _cmd_predict)
     p.add_argument("--endpoint", default="http://127.0.0.1:8080", metavar="URL", help="the node")
     p.add_argument("--model", required=True, help="the model")
     p.add_argument("--version", dest="version_name", help="the version (default: the model's default)")
     add_input_flags(p)
-    p.set_defaults(func=_cmd_predict)
 
 
 def add_parsers(sub: Subparsers) -> None:

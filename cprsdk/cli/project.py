@@ -6,13 +6,26 @@ import argparse
 import json
 from pathlib import Path
 
-from cprsdk.cli._common import Subparsers, add_format_flag, add_local_files_flags, add_quota_flags, err, settings_flags
+from cprsdk.cli._common import (
+    Subparsers,
+    add_command,
+    add_format_flag,
+    add_local_files_flags,
+    add_quota_flags,
+    err,
+    settings_flags,
+)
 from cprsdk.config import load_settings
 
 __all__ = ["add_parsers"]
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
+    """create a working project from a template
+
+    Create DIR with a train script, a predictor (a class, a SageMaker inference module, hook functions or a
+    Vertex class, by template), a test, a README with the commands, and [tool.cprsdk] settings.
+    """
     from cprsdk.packaging.scaffold import create_project
 
     dest = Path(args.dir)
@@ -34,6 +47,13 @@ _PACKAGE_KEYS = ("name", "version", "prediction_class", "framework", "model_dir"
 
 
 def _cmd_package(args: argparse.Namespace) -> int:
+    """build a checked, reproducible sdist of your predictor
+
+    Build SRC into a reproducible sdist and prove it will load: model and code quotas, the prediction class
+    imported from the sdist alone in a clean interpreter, and every pickle in the model directory scanned
+    (without running it) for modules the package lacks, __main__ classes and dangerous callables. Prints the
+    sdist's path on stdout.
+    """
     from cprsdk.packaging.packager import package
 
     settings = load_settings(args.src, settings_flags(args, _PACKAGE_KEYS))
@@ -55,24 +75,14 @@ def _cmd_package(args: argparse.Namespace) -> int:
 def _add_init_parser(sub: Subparsers) -> None:
     from cprsdk.packaging.templating import available_templates
 
-    p = sub.add_parser("init", help="create a working project from a template",
-                       description="Create DIR with a train script, a predictor (a class, a SageMaker "
-                       "inference module, hook functions or a Vertex class, by template), a test, a README "
-                       "with the commands, and [tool.cprsdk] settings.")
+    p = add_command(sub, "init", _cmd_init)
     p.add_argument("dir", help="the new project folder")
     p.add_argument("--template", default="sklearn",
                    help=f"one of {', '.join(available_templates())} (default: sklearn)")
-    p.set_defaults(func=_cmd_init)
 
 
 def _add_package_parser(sub: Subparsers) -> None:
-    p = sub.add_parser(
-        "package", help="build a checked, reproducible sdist of your predictor",
-        description="Build SRC into a reproducible sdist and prove it will load: model and code quotas, "
-        "the prediction class imported from the sdist alone in a clean interpreter, and every pickle in "
-        "the model directory scanned (without running it) for modules the package lacks, __main__ "
-        "classes and dangerous callables. Prints the sdist's path on stdout.",
-    )
+    p = add_command(sub, "package", _cmd_package)
     p.add_argument("src", nargs="?", default=".", help="project folder (default: the current folder)")
     add_local_files_flags(p, model_dir="model directory to check (default: model)", package=None)
     p.add_argument("--out", metavar="DIR", help="where to write the sdist (default: dist)")
@@ -82,7 +92,6 @@ def _add_package_parser(sub: Subparsers) -> None:
     add_quota_flags(p)
     add_format_flag(p)
     p.add_argument("-q", "--quiet", action="store_true", help="print only the sdist path")
-    p.set_defaults(func=_cmd_package)
 
 
 def add_parsers(sub: Subparsers) -> None:

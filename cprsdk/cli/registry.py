@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from cprsdk.cli._common import (
     Command,
     Subparsers,
+    add_command,
     add_formatter_flags,
     add_local_files_flags,
     add_quota_flags,
@@ -87,6 +88,13 @@ def _waited_state(args: argparse.Namespace, state: str) -> str:
 
 
 def _cmd_deploy(args: argparse.Namespace) -> int:
+    """check, upload and publish a version
+
+    Publish an immutable version of a model in the registry. From a source folder (every check of `cprsdk
+    package` runs first), from built sdists or wheels (--package), or from artifacts already in storage
+    (--origin and --package-uris, as gcloud took them; checked on downloaded copies). Unchanged files are
+    never uploaded twice; the version becomes visible only when its manifest is written, last.
+    """
     from cprsdk.registry.deploy import deploy
 
     flags = settings_flags(args, _DEPLOY_KEYS)
@@ -107,14 +115,7 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
 
 
 def _add_deploy_parser(sub: Subparsers) -> None:
-    p = sub.add_parser(
-        "deploy", help="check, upload and publish a version",
-        description="Publish an immutable version of a model in the registry. From a source folder "
-        "(every check of `cprsdk package` runs first), from built sdists or wheels (--package), or from "
-        "artifacts already in storage (--origin and --package-uris, as gcloud took them; checked on "
-        "downloaded copies). Unchanged files are never "
-        "uploaded twice; the version becomes visible only when its manifest is written, last.",
-    )
+    p = add_command(sub, "deploy", _cmd_deploy)
     p.add_argument("src", nargs="?", default=".", help="project folder (default: the current folder)")
     p.add_argument("--model", required=True, help="model name (letters, digits, underscores)")
     p.add_argument("--version", required=True, help="version name (letters, digits, underscores)")
@@ -136,7 +137,6 @@ def _add_deploy_parser(sub: Subparsers) -> None:
                    help="the node's admin token, with --wait: read the version's state and errorMessage "
                         "(without it, --wait reads the state from the node's /readyz)")
     add_registry_flags(p)
-    p.set_defaults(func=_cmd_deploy)
 
 
 # ------------------------------------------------------------------ models, versions
