@@ -123,10 +123,35 @@ def docker() -> Iterator[None]:
     yield
 
 
-def _built_image(argv: list[str], tag: str, capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
-    assert main([*argv, "--tag", tag]) == 0, capsys.readouterr().err
-    built: dict[str, str] = json.loads(capsys.readouterr().out)
+def _built_image(argv: list[str], tag: str, capsys: pytest.CaptureFixture[str], *, log: list[str] | None = None
+                 ) -> dict[str, str]:
+    """``cprsdk image build ARGV --tag TAG``'s JSON line; its stderr lines go into ``log``."""
+    code = main([*argv, "--tag", tag])
+    out, error = capsys.readouterr()
+    assert code == 0, error
+    if log is not None:
+        log.extend(error.splitlines())
+    built: dict[str, str] = json.loads(out)
     return built
+
+
+@pytest.fixture
+def image_registry(tmp_path: Path) -> Iterator[str]:
+    """A Docker registry (Debian's docker-registry, .ci/docker-setup installs it) on a free loopback port."""
+    binary = shutil.which("docker-registry")
+    if binary is None:
+        pytest.fail("docker-registry is not installed: run .ci/docker-setup first.")
+    address = f"127.0.0.1:{free_port()}"
+    config = tmp_path / "registry.yml"
+    config.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path / 'blobs'}\n"
+                      f"http:\n  addr: {address}\n")
+    proc = subprocess.Popen([binary, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: answers_200(f"http://{address}", "/v2/"), timeout=30, what="the image registry")
+        yield address
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def _run(tag: str, name: str, env: dict[str, str], mounts: tuple[Path, ...] = ()) -> None:
@@ -146,9 +171,28 @@ def _stop(name: str) -> str:
                           capture_output=True, text=True, check=True).stdout.strip()
 
 
+def _check_pushed(tag: str, digest: str, log: list[str]) -> None:
+    """The registry holds ``tag`` with ``digest``; the build and the push each showed their steps."""
+    address, _, rest = tag.partition("/")
+    name, _, reference = rest.partition(":")
+    accept = {"Accept": "application/vnd.docker.distribution.manifest.v2+json"}
+    answer = http(f"http://{address}", "HEAD", f"/v2/{name}/manifests/{reference}", None, accept)
+    assert answer.headers.get("docker-content-digest") == digest
+    steps = [line for line in log if line.startswith("build ")]
+    assert steps and steps[0].startswith("build 1/") and "FROM" in steps[0], log
+    assert any(line.startswith("push ") for line in log), log
+    assert f"pushed as {digest}" in log[-1]
+
+
+def test_push_needs_a_tag_that_names_a_registry(trained_sample: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*_local_build(trained_sample), "--tag", "zc:v1", "--push"]) == 1
+    error = capsys.readouterr().err
+    assert "--push needs --tag naming a registry, got 'zc:v1'" in error and "127.0.0.1:5000/iris:v1" in error
+
+
 @pytest.mark.timeout(900)
 @pytest.mark.usefixtures("docker")
-def test_image_serves_the_sample_and_stops_cleanly(trained_sample: Path, tmp_path: Path,
+def test_image_serves_the_sample_and_stops_cleanly(trained_sample: Path, tmp_path: Path, image_registry: str,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     tag = f"cprsdk-test-zc:{int(time.time())}"
     port = free_port()
@@ -169,10 +213,11 @@ def test_image_serves_the_sample_and_stops_cleanly(trained_sample: Path, tmp_pat
         user = subprocess.run(["docker", "exec", name, "id", "-u"], capture_output=True, text=True).stdout.strip()
         assert user == "10001"
         assert _stop(name) == "0"
-        _rebuild_code_only(trained_sample, tmp_path, tag, first_build, capsys)
+        pushed_as = f"{image_registry}/cprsdk-test-zc:code-{port}"
+        _rebuild_code_only(trained_sample, tmp_path, tag, first_build, capsys, pushed_as=pushed_as)
     finally:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True)
-        subprocess.run(["docker", "rmi", "-f", tag, f"{tag}-code"], capture_output=True)
+        subprocess.run(["docker", "rmi", "-f", tag, pushed_as], capture_output=True)
 
 
 def _image_layers(tag: str) -> list[str]:
@@ -191,17 +236,19 @@ _BEFORE_PACKAGES = 5
 
 
 def _rebuild_code_only(sample: Path, tmp_path: Path, tag: str, first_build: float,
-                       capsys: pytest.CaptureFixture[str]) -> None:
-    """A copy of ``sample`` with one harmless constant changed in predictor.py, rebuilt as ``TAG-code``:
-    every layer up to the packages is the first image's own, the packages layer is new."""
+                       capsys: pytest.CaptureFixture[str], *, pushed_as: str) -> None:
+    """A copy of ``sample`` with one harmless constant changed in predictor.py, rebuilt as ``pushed_as`` and
+    pushed there: every layer up to the packages is the first image's own, the packages layer is new."""
     changed = copy_built(sample, tmp_path / "changed")
     predictor = changed / "predictor.py"
     predictor.write_text(predictor.read_text() + '\nBUILD_NOTE = "a code-only change"\n')
     start = time.monotonic()
-    rebuilt = _built_image(_local_build(changed), f"{tag}-code", capsys)
+    log: list[str] = []
+    rebuilt = _built_image(_local_build(changed, "--push"), pushed_as, capsys, log=log)
     rebuild = time.monotonic() - start
+    _check_pushed(pushed_as, rebuilt["digest"], log)
     base = len(_image_layers(BASE))
-    first, second = _image_layers(tag), _image_layers(f"{tag}-code")
+    first, second = _image_layers(tag), _image_layers(pushed_as)
     packages = base + _BEFORE_PACKAGES
     assert first[:packages] == second[:packages], "the dependency (wheelhouse) layers were rebuilt"
     assert first[packages] != second[packages], "the packages layer should hold the changed code"

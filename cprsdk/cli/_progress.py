@@ -6,7 +6,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-__all__ = ["Progress"]
+__all__ = ["Progress", "Steps"]
 
 
 class Progress:
@@ -51,4 +51,36 @@ class Progress:
 
     def close(self) -> None:
         if self._bar is not None:
+            self._bar.close()
+
+
+class Steps:
+    """``steps(number, total, what)`` callbacks (a build's instructions, a push's layers) drawn for people:
+    a tqdm bar naming the latest step on a terminal, else one line per step."""
+
+    def __init__(self, label: str, *, stream: TextIO | None = None) -> None:
+        self.label = label
+        self.stream = stream or sys.stderr
+        self._bar: Any = None
+        self._last: tuple[int, int] | None = None
+
+    def __call__(self, number: int, total: int, what: str) -> None:
+        if self.stream.isatty():
+            self._draw(number, total, what)
+        elif (number, total) != self._last:
+            print(f"{self.label} {number}/{total}: {what}", file=self.stream, flush=True)
+        self._last = (number, total)
+
+    def _draw(self, done: int, total: int, what: str) -> None:
+        from tqdm import tqdm
+
+        if self._bar is None:
+            self._bar = tqdm(total=total, unit=" steps", file=self.stream, dynamic_ncols=True, leave=True)
+        self._bar.total = total
+        self._bar.set_description_str(f"{self.label}: {what[:60]}", refresh=False)
+        self._bar.update(done - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.update(self._bar.total - self._bar.n)
             self._bar.close()

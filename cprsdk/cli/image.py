@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from cprsdk.cli._common import Subparsers, add_command, add_local_files_flags, add_registry_flags, err
 from cprsdk.errors import ConfigError
@@ -133,12 +133,14 @@ def _cmd_build(args: argparse.Namespace) -> int:
     import tempfile
 
     from cprsdk.image.context import write_context
-    from cprsdk.image.docker import build_image, docker_command
+    from cprsdk.image.docker import check_push_tag, docker_command
     from cprsdk.image.wheelhouse import Platform
 
     platform = Platform(platform=args.platform, python_version=args.python_version)
+    if args.push:
+        check_push_tag(args.tag)  # before any download: say early what is wrong
     if args.context_only is None:
-        docker_command()  # before any download: say early that there is no docker
+        docker_command()
     with tempfile.TemporaryDirectory(prefix="cprsdk-image-") as tmp:
         source = _source(args, Path(tmp))
         if args.requirement:
@@ -150,10 +152,31 @@ def _cmd_build(args: argparse.Namespace) -> int:
             print(context)
             err(f"next: DOCKER_BUILDKIT=0 docker build --network none{tag} {context}")
             return 0
-        built = build_image(context, tag=args.tag)
-    print(json.dumps({"id": built.image_id, "tag": built.tag, "size": built.size}))
-    err(f"built {built.tag or built.image_id} ({built.size / 1e6:.0f} MB)")
+        built = _built(context, args.tag, push=args.push)
+    err(f"built {built['tag'] or built['id']} ({built['size'] / 1e6:.0f} MB)"
+        + (f", pushed as {built['digest']}" if args.push else ""))
+    print(json.dumps(built))
     return 0
+
+
+def _built(context: Path, tag: str | None, *, push: bool) -> dict[str, Any]:
+    """Build (and with ``push``, push) the context, with a progress display; the image's id, tag, size, digest."""
+    from cprsdk.cli._progress import Steps
+    from cprsdk.image.docker import build_image, push_image
+
+    steps = Steps("build")
+    try:
+        built = build_image(context, tag=tag, step=steps)
+    finally:
+        steps.close()
+    result: dict[str, Any] = {"id": built.image_id, "tag": built.tag, "size": built.size}
+    if push and tag:
+        layers = Steps("push")
+        try:
+            result["digest"] = push_image(tag, step=layers)
+        finally:
+            layers.close()
+    return result
 
 
 def _add_build_parser(actions: Subparsers) -> None:
@@ -172,6 +195,9 @@ def _add_build_parser(actions: Subparsers) -> None:
                    help="a distribution the image also needs, beyond what the packages declare, e.g. "
                    "scikit-learn==1.5.2 (repeat)")
     p.add_argument("--tag", help="tag for the image, e.g. registry.example/iris:v1")
+    p.add_argument("--push", action="store_true",
+                   help="then push --tag (REGISTRY/NAME:TAG) through the local docker, which must be logged in "
+                   "to that registry; prints the pushed digest")
     p.add_argument("--platform", default="manylinux_2_36_x86_64",
                    help="wheel platform of the base image (default: manylinux_2_36_x86_64, glibc 2.36)")
     p.add_argument("--python-version", default="3.11", help="the base image's Python (default: 3.11)")
