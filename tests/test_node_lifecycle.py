@@ -169,6 +169,7 @@ def test_a_replacement_that_fails_to_load_backs_off_and_says_so(project: Path,
         wait_until(lambda: _versions(node) == {"default/v1": "BACKOFF"}, timeout=10, what="BACKOFF in /readyz")
         ready = http(node.url, "GET", "/readyz")
         refused = _predict(node, "x")  # in BACKOFF at once; while a start is tried, once it has failed
+        more = [_predict(node, "x").status for _ in range(5)]
         resources = [_resource(node)]
 
         def backing_off() -> bool:
@@ -177,6 +178,8 @@ def test_a_replacement_that_fails_to_load_backs_off_and_says_so(project: Path,
 
         wait_until(backing_off, timeout=10, what="BACKOFF in the Version resource")
         resource = resources[-1]
+        kserve = http(node.url, "GET", "/v1/models/default").json()
+        ping = http(node.url, "GET", "/ping")
         (model / "fail-load").unlink()
         wait_until(lambda: _versions(node) == {"default/v1": "READY"}, timeout=30, what="the version to recover")
         recovered = _predict(node, "x")
@@ -187,9 +190,14 @@ def test_a_replacement_that_fails_to_load_backs_off_and_says_so(project: Path,
     assert "fail-load is set in the model directory" in message
     assert resource["state"] == "READY" and resource["servingState"] == "BACKOFF"
     assert "next attempt in" in resource["servingDetail"]
+    assert kserve == {"name": "default", "ready": False}
+    assert ping.status == 503 and ping.json()["status"] in ("BACKOFF", "RESTARTING")
     assert recovered.status == 200
     failures = [r for r in caplog.records if "failed to start" in r.getMessage()]
     assert len(failures) == 1  # five or more failed starts, one log line within the interval
+    assert more == [503] * 5
+    predict_503s = [m for m in (r.getMessage() for r in caplog.records) if '"status": 503' in m and ":predict" in m]
+    assert len(predict_503s) == 1  # six 503s, one line
 
 
 def test_a_crash_loop_backs_off_then_recovers(project: Path, caplog: pytest.LogCaptureFixture) -> None:

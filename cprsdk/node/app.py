@@ -131,7 +131,9 @@ class Node:
         if self.options.access_log:
             log.info(json.dumps(line))
         elif response.status >= 500 and route not in ("readyz", "healthz"):  # at most one a route and status
-            self._throttle.log(logging.INFO, (route, response.status), "%s", json.dumps(line))
+            repeated = self._throttle.check((route, response.status))
+            if repeated is not None:
+                log.info(json.dumps({**line, "repeated": repeated} if repeated else line))
 
     def _route(self, method: str, path: str) -> tuple[str, Callable[..., Awaitable[_Response]], tuple[str, ...]]:
         if self.options.predict_route and path == self.options.predict_route and method == "POST":

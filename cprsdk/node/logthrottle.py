@@ -35,17 +35,25 @@ class LogThrottle:
 
     def log(self, level: int, key: Hashable, message: str, *args: object) -> bool:
         """Log ``message % args`` unless ``key`` was logged within the interval; True if logged."""
+        repeated = self.check(key)
+        if repeated is None:
+            return False
+        if repeated:
+            message, args = message + " (repeated %d times)", (*args, repeated)
+        self.logger.log(level, message, *args)
+        return True
+
+    def check(self, key: Hashable) -> int | None:
+        """None if ``key`` is due to be left out now; else how many lines of it were left out since
+        the last one (the caller logs it, e.g. as a field of a JSON line)."""
         now = self.clock()
         seen = self._seen.get(key)
         if seen is not None and now - seen.last < self.interval:
             seen.suppressed += 1
-            return False
-        if seen is not None and seen.suppressed:
-            message, args = message + " (repeated %d times)", (*args, seen.suppressed)
+            return None
         self._forget_idle(now)
         self._seen[key] = _Seen(last=now)
-        self.logger.log(level, message, *args)
-        return True
+        return seen.suppressed if seen is not None else 0
 
     def _forget_idle(self, now: float) -> None:
         if len(self._seen) < _MAX_KEYS:
