@@ -24,7 +24,8 @@
     ├── SetupFailure              internal: a Pipeline stage's setup failed, so the run stops
     ├── LoadFailed                internal: a node's worker did not load its predictor (500)
     ├── WorkerLost                internal: a batch worker process died while scoring a shard (500)
-    ├── Overloaded                a version's queue on the node is full (503)
+    ├── Overloaded                a version's queue on the node is full (503, Retry-After)
+    │   └── WorkersUnavailable    internal: no worker of a version runs and its restart backs off (503)
     ├── NodeUnreachable           no prediction node answered a NodeClient (500)
     ├── NodeError                 a prediction node answered a NodeClient with an error (the node's status)
     ├── WaitTimeout               a wait for a node or a version ran out of time (504)
@@ -90,6 +91,7 @@ __all__ = [
     "UnreadablePickle",
     "WaitTimeout",
     "WorkerLost",
+    "WorkersUnavailable",
     "error_body",
     "error_bytes",
     "status_name",
@@ -264,9 +266,20 @@ class WorkerLost(CprError):
 
 
 class Overloaded(CprError):
-    """A version has ``max_pending`` requests waiting already; the node answers 503."""
+    """A version has ``max_pending`` requests waiting already; the node answers 503.
+
+    ``retry_after`` (whole seconds) becomes the response's ``Retry-After`` header.
+    """
 
     status_code = 503
+
+    def __init__(self, message: str, *, retry_after: int = 1, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after = max(1, retry_after)
+
+
+class WorkersUnavailable(Overloaded):
+    """No worker of a READY version runs and starting one is backing off (a failed start, a crash loop)."""
 
 
 class NodeUnreachable(CprError):

@@ -25,6 +25,7 @@ INTERNAL = {
     "SetupFailure": "becomes the PipelineError of the run; it never leaves a Pipeline",
     "LoadFailed": "the node marks the version FAILED with its message; it never leaves the node",
     "Overloaded": "the node answers it as a 503 envelope; it never leaves the node",
+    "WorkersUnavailable": "the node answers it as a 503 envelope with Retry-After; it never leaves the node",
     "WorkerLost": "a batch job turns it into the error line of the record at fault; it never leaves a job",
 }
 

@@ -188,9 +188,9 @@ def test_a_full_queue_answers_503_at_once(behaviours_dir: Path) -> None:
         slow.start()
         time.sleep(0.3)
         start = time.monotonic()
-        status, body, _ = _raw(node, "POST", PREDICT, b'{"instances": [0]}')
+        status, body, headers = _raw(node, "POST", PREDICT, b'{"instances": [0]}')
         elapsed = time.monotonic() - start
         slow.join()
-    assert status == 503 and body["error"]["status"] == "UNAVAILABLE"
+    assert status == 503 and body["error"]["status"] == "UNAVAILABLE" and headers["retry-after"] == "1"
     assert "requests waiting; try again shortly" in body["error"]["message"]
     assert elapsed < 1.0  # answered without waiting for the slow request

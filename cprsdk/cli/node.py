@@ -59,6 +59,7 @@ def _serve_options(args: argparse.Namespace, settings: Settings, local: Settings
     import os
 
     from cprsdk.cli._common import formatter
+    from cprsdk.node.lifecycle import LifecyclePolicy
     from cprsdk.node.management import read_token
     from cprsdk.node.server import ServeOptions
 
@@ -73,7 +74,18 @@ def _serve_options(args: argparse.Namespace, settings: Settings, local: Settings
         output_formatter=output_formatter, formatter_args=formatter_args or {},
         health_route=os.environ.get("AIP_HEALTH_ROUTE"), predict_route=os.environ.get("AIP_PREDICT_ROUTE"),
         admin_token=read_token(args.admin_token_file), allowed_prefixes=tuple(args.allow_uri_prefix or ()),
+        lifecycle=LifecyclePolicy(backoff_initial=min(1.0, args.restart_backoff_max),
+                                  backoff_max=args.restart_backoff_max, crash_loop_crashes=args.crash_loop[0],
+                                  crash_loop_window=args.crash_loop[1]),
     )
+
+
+def _crash_loop(text: str) -> tuple[int, float]:
+    count, _, window = text.partition("/")
+    try:
+        return int(count), float(window)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--crash-loop takes N/S (crashes/seconds, e.g. 5/60), got {text!r}") from None
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -108,6 +120,11 @@ def _add_serve_parser(sub: Subparsers) -> None:
     p.add_argument("--load-timeout", type=float, default=600.0, metavar="S",
                    help="seconds from_path may take; past it the version FAILS (default: 600)")
     p.add_argument("--max-body-mb", type=float, default=1.5, metavar="MB", help="request body limit (default: 1.5)")
+    p.add_argument("--restart-backoff-max", type=float, default=60.0, metavar="S",
+                   help="cap of the wait between attempts to restart a worker that fails to start or "
+                   "crash-loops; it starts at 1 s and doubles (default: 60)")
+    p.add_argument("--crash-loop", type=_crash_loop, default=(5, 60.0), metavar="N/S",
+                   help="N worker crashes within S seconds make a crash loop: restarts back off (default: 5/60)")
     p.add_argument("--poll-interval", type=float, default=2.0, metavar="S", help="registry poll (default: 2)")
     p.add_argument("--access-log", action="store_true", help="log one JSON line per request")
     p.add_argument("--admin-token-file", metavar="FILE",

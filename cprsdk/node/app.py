@@ -21,6 +21,7 @@ from typing import Any
 
 from cprsdk.errors import CprError, Overloaded, RequestError, error_bytes
 from cprsdk.node.jobs import JobRoutes
+from cprsdk.node.logthrottle import LogThrottle
 from cprsdk.node.management import Management
 from cprsdk.node.metrics import Metrics
 from cprsdk.node.protocol import MODE_AIP, MODE_RAW, MODE_VERTEX, raw_body, split_raw
@@ -57,13 +58,16 @@ class _Response:
     status: int
     body: bytes
     content_type: bytes = b"application/json"
+    headers: tuple[tuple[bytes, bytes], ...] = ()  # extra headers (Retry-After)
 
 
 def _error(exc: CprError) -> _Response:
     lines = str(exc).strip().splitlines()  # a multi-line message never reaches a client
     if len(lines) > 1:
         log.info("error answered by its first line: %s", exc)
-    return _Response(exc.status_code, error_bytes(exc.status_code, lines[0] if lines else type(exc).__name__))
+    extra = ((b"retry-after", str(exc.retry_after).encode()),) if isinstance(exc, Overloaded) else ()
+    return _Response(exc.status_code, error_bytes(exc.status_code, lines[0] if lines else type(exc).__name__),
+                     headers=extra)
 
 
 class Node:
@@ -78,6 +82,7 @@ class Node:
         self.management = Management(manager, options.admin_token, options.allowed_prefixes, options.max_records)
         self.jobs = JobRoutes(self.management, options.max_records)
         self.draining = False
+        self._throttle = LogThrottle(log, interval=manager.lifecycle.log_interval)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -117,13 +122,18 @@ class Node:
             self.stats.in_flight -= 1
         await send({"type": "http.response.start", "status": response.status, "headers": [
             (b"content-type", response.content_type), (b"content-length", str(len(response.body)).encode()),
-            (b"x-request-id", request_id.encode())]})
+            (b"x-request-id", request_id.encode()), *response.headers]})
         await send({"type": "http.response.body", "body": response.body})
         elapsed = time.perf_counter() - start
         self.stats.observe(route, response.status, elapsed)
-        if self.options.access_log or (response.status >= 500 and route not in ("readyz", "healthz")):
-            log.info(json.dumps({"requestId": request_id, "method": scope["method"], "path": scope["path"],
-                                 "status": response.status, "ms": round(elapsed * 1000, 3)}))
+        line = {"requestId": request_id, "method": scope["method"], "path": scope["path"],
+                "status": response.status, "ms": round(elapsed * 1000, 3)}
+        if self.options.access_log:
+            log.info(json.dumps(line))
+        elif response.status >= 500 and route not in ("readyz", "healthz"):  # at most one a route and status
+            repeated = self._throttle.check((route, response.status))
+            if repeated is not None:
+                log.info(json.dumps({**line, "repeated": repeated} if repeated else line))
 
     def _route(self, method: str, path: str) -> tuple[str, Callable[..., Awaitable[_Response]], tuple[str, ...]]:
         if self.options.predict_route and path == self.options.predict_route and method == "POST":
@@ -211,7 +221,7 @@ class Node:
 
     async def ping(self, scope: Scope, receive: Receive) -> _Response:
         model, version = self._only_version()
-        state = self.manager.versions[(model, version)].state
+        state = self.manager.versions[(model, version)].public_state
         return _Response(200 if state == "READY" else 503, json.dumps({"status": state}).encode())
 
     # ---------------------------------------------------------------- predict routes
@@ -277,7 +287,7 @@ class Node:
 
     async def kserve_model(self, scope: Scope, receive: Receive, model: str) -> _Response:
         version = self.manager.get(model, None)
-        return _ok({"name": model, "ready": version.state == "READY"})
+        return _ok({"name": model, "ready": version.serving})
 
     # ---------------------------------------------------------------- management (token)
 
@@ -336,7 +346,7 @@ class Node:
         return _ok({"status": "alive"})
 
     async def readyz(self, scope: Scope, receive: Receive) -> _Response:
-        states = {f"{m}/{v}": version.state for (m, v), version in sorted(self.manager.versions.items())}
+        states = {f"{m}/{v}": version.public_state for (m, v), version in sorted(self.manager.versions.items())}
         ready = self.manager.ready and not self.draining
         body = {"status": "ready" if ready else ("draining" if self.draining else "not ready"), "versions": states}
         return _Response(200 if ready else 503, json.dumps(body).encode())
@@ -347,9 +357,9 @@ class Node:
     def _gauges(self) -> Iterable[tuple[str, str, dict[str, str], float]]:
         versions = sorted(self.manager.versions.items())
         for (m, v), version in versions:
-            for state in ("CREATING", "READY", "FAILED", "DELETING"):
-                yield ("cprsdk_version_state", "1 for the state each version is in.",
-                       {"model": m, "version": v, "state": state}, float(version.state == state))
+            for state in ("CREATING", "READY", "FAILED", "DELETING", "RESTARTING", "BACKOFF", "CRASH_LOOP"):
+                yield ("cprsdk_version_state", "1 for the state each version is in (as /readyz shows it).",
+                       {"model": m, "version": v, "state": state}, float(version.public_state == state))
         for (m, v), version in versions:
             yield ("cprsdk_queue_depth", "Requests sent to a version's workers and not yet answered.",
                    {"model": m, "version": v}, float(version.pool.pending if version.pool else 0))

@@ -3,7 +3,8 @@
 Each worker is a child interpreter (``worker.py``) fed request frames on its stdin; several
 requests may wait in the pipe, so a worker never idles between them. A worker that exits (a
 crash, ``os._exit``, a signal) fails only its own pending requests and is replaced; one that
-runs over the prediction timeout is killed and replaced, and its request gets a 504.
+runs over the prediction timeout is killed and replaced, and its request gets a 504. Requests
+that arrive while no worker runs wait for one (``lifecycle`` says how restarts back off).
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import itertools
 import json
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from cprsdk.errors import CprError, LoadFailed, Overloaded, error_bytes
+from cprsdk.errors import CprError, LoadFailed, Overloaded, WorkersUnavailable, error_bytes
+from cprsdk.node.lifecycle import LifecyclePolicy, RestartSchedule, ServingState
+from cprsdk.node.logthrottle import LogThrottle
 from cprsdk.node.protocol import LENGTH, RESPONSE_HEAD, request_frame
 from cprsdk.runtime.child import child_argv
 
@@ -149,24 +152,59 @@ class Worker:
 
 
 class WorkerPool:
-    """``size`` workers of one version; requests go to the least busy live one."""
+    """``size`` workers of one version; requests go to the least busy live one.
+
+    A worker that exits is replaced (see ``lifecycle``: backoff after a failed start, a pause in a
+    crash loop); requests that arrive meanwhile wait for a live worker within their own timeout.
+    """
 
     def __init__(self, spec: WorkerSpec, *, size: int = 1, max_pending: int = 256,
-                 predict_timeout: float = 60.0, load_timeout: float = 600.0) -> None:
+                 predict_timeout: float = 60.0, load_timeout: float = 600.0,
+                 policy: LifecyclePolicy | None = None) -> None:
         self.spec = spec
         self.size = size
         self.max_pending = max_pending
         self.predict_timeout = predict_timeout
         self.load_timeout = load_timeout
+        self.policy = policy or LifecyclePolicy()
         self.workers: list[Worker] = []
         self._ids = itertools.count(1)
         self._closing = False
-        self._watchers: list[asyncio.Task[None]] = []
+        self._watchers: set[asyncio.Task[None]] = set()
         self.restarts = 0
+        self.waiting = 0  # requests waiting for a live worker
+        self._condemned: set[Worker] = set()  # killed by the pool: never sent another request
+        self._changed = asyncio.Event()  # replaced on every change of the live workers or the backoff
+        self._throttle = LogThrottle(log, interval=self.policy.log_interval)
+        self.schedule = RestartSchedule(self.policy, name=f"{spec.model}/{spec.version}", on_change=self._notify,
+                                        throttle=self._throttle)
 
     @property
     def pending(self) -> int:
         return sum(len(w.pending) for w in self.workers)
+
+    @property
+    def serving_state(self) -> ServingState:
+        if self._live():
+            return "SERVING"
+        return self.schedule.reason if self.schedule.retry_at is not None else "RESTARTING"
+
+    @property
+    def serving_detail(self) -> str:
+        """One line on why no worker runs ("" while SERVING)."""
+        return "" if self._live() else self.schedule.detail()
+
+    def _live(self) -> list[Worker]:
+        return [w for w in self.workers if w.alive and w not in self._condemned]
+
+    def _watch(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._watchers.add(task)
+        task.add_done_callback(self._watchers.discard)
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     async def start(self) -> None:
         """Start every worker; raises :class:`LoadFailed` if the predictor does not load."""
@@ -178,55 +216,153 @@ class WorkerPool:
                 worker.kill()
             raise failure
         self.workers = workers
-        self._watchers = [asyncio.create_task(self._replace_when_exited(w)) for w in workers]
+        for w in workers:
+            self._watch(self._replace_when_exited(w))
 
     async def _replace_when_exited(self, worker: Worker) -> None:
         await worker.exited.wait()
-        while not self._closing:
-            log.warning("worker of %s/%s exited; starting a new one", self.spec.model, self.spec.version)
-            replacement = Worker(self.spec)
-            try:
-                await replacement.start(self.load_timeout)
-            except LoadFailed as exc:
-                log.error("replacement worker of %s/%s failed to load: %s", self.spec.model, self.spec.version, exc)
-                await asyncio.sleep(1.0)
-                continue
-            self.restarts += 1
-            self.workers = [replacement if w is worker else w for w in self.workers]
-            if self._closing:
-                await replacement.close()
-                return
-            self._watchers.append(asyncio.create_task(self._replace_when_exited(replacement)))
+        if self._closing:
             return
+        if worker in self._condemned:
+            self._condemned.discard(worker)
+        else:
+            self.schedule.crashes.record()
+            code = worker.proc.returncode if worker.proc is not None else None
+            self._throttle.log(logging.WARNING, ("exited", self.spec.model, self.spec.version),
+                               "worker of %s/%s exited (%s); starting a new one", self.spec.model,
+                               self.spec.version, _exit_text(code))
+        self._notify()
+        replacement = await self._start_replacement()
+        if replacement is None:
+            return
+        self.restarts += 1
+        self.workers = [replacement if w is worker else w for w in self.workers]
+        if self._closing:
+            await replacement.close()
+            return
+        self._notify()
+        self._watch(self._replace_when_exited(replacement))
+
+    async def _start_replacement(self) -> Worker | None:
+        """A started worker, after as many attempts as it takes; None if the pool closes first."""
+        while not self._closing:
+            await self.schedule.pause()
+            if self._closing:
+                return None
+            worker = Worker(self.spec)
+            try:
+                await worker.start(self.load_timeout)
+            except asyncio.CancelledError:  # the node stops: no process is left behind
+                worker.kill()
+                if worker.proc is not None:
+                    await worker.proc.wait()
+                raise
+            except Exception as exc:  # any failed start (LoadFailed, EMFILE, ...) is retried with backoff
+                worker.kill()
+                self.schedule.failed(exc)
+                continue
+            self.schedule.started()
+            return worker
+        return None
+
+    async def _live_worker(self, deadline: float) -> Worker | None:
+        """The least busy live worker, waiting for one until ``deadline`` (None past it)."""
+        loop = asyncio.get_running_loop()
+        self.waiting += 1
+        try:
+            while True:
+                live = self._live()
+                if live:
+                    return min(live, key=lambda w: len(w.pending))
+                self._raise_if_cannot_start()
+                changed, remaining = self._changed, deadline - loop.time()
+                if remaining <= 0:
+                    return None
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(changed.wait(), remaining)
+        finally:
+            self.waiting -= 1
+
+    def _raise_if_cannot_start(self) -> None:
+        name = f"Version {self.spec.version} of model {self.spec.model}"
+        if self._closing:
+            raise WorkersUnavailable(f"{name} is shutting down on this node.", retry_after=1,
+                                     hint="Retry on another node, or once it is deployed again.")
+        if self.schedule.retry_at is not None:
+            raise WorkersUnavailable(f"{name} has no running worker: {self.serving_detail}.",
+                                     retry_after=self.schedule.retry_in(),
+                                     hint="Retry after Retry-After seconds; the node's log has the cause.")
 
     async def predict(self, body: bytes, mode: int) -> tuple[int, bytes]:
         """The worker's (status, JSON body); 503 when the queue is full, 504 past the timeout."""
-        live = [w for w in self.workers if w.alive]
-        if not live:
-            return 503, error_bytes(503, f"No worker of version {self.spec.version} is running; it is being restarted.")
-        if self.pending >= self.max_pending:
-            raise Overloaded(f"Version {self.spec.version} has {self.pending} requests waiting; try again shortly.")
-        worker = min(live, key=lambda w: len(w.pending))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.predict_timeout  # counted from arrival, waiting for a worker included
+        if self.pending + self.waiting >= self.max_pending:
+            raise Overloaded(f"Version {self.spec.version} has {self.pending + self.waiting} requests waiting; "
+                             "try again shortly.", retry_after=1)
+        worker = await self._live_worker(deadline)
+        if worker is None:
+            return 504, error_bytes(504, f"No worker of version {self.spec.version} was running within the "
+                                         f"{self.predict_timeout:g} s timeout (it is being replaced).")
         request_id = next(self._ids)
         future = worker.send(request_id, mode, body)
+        sent = loop.time()
         try:
-            return await asyncio.wait_for(asyncio.shield(future), self.predict_timeout)
+            return await asyncio.wait_for(asyncio.shield(future), deadline - sent)
         except asyncio.TimeoutError:
-            worker.pending.pop(request_id, None)
-            log.error("prediction on %s/%s exceeded %g s; replacing its worker",
-                      self.spec.model, self.spec.version, self.predict_timeout)
-            worker.kill()
+            self._overdue(worker, request_id, future, sent)
             return 504, error_bytes(504, f"The prediction took longer than the {self.predict_timeout:g} s timeout.")
+
+    def _overdue(self, worker: Worker, request_id: int, future: asyncio.Future[tuple[int, bytes]],
+                 sent: float) -> None:
+        """A request's deadline passed: its worker is killed once the request has run a whole timeout on it."""
+        left = sent + self.predict_timeout - asyncio.get_running_loop().time()
+        if left <= 0.001:
+            self._condemn(worker, request_id)
+            return
+
+        async def watch() -> None:  # the request spent part of its time waiting for a worker
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(future), left)
+            if not future.done():
+                self._condemn(worker, request_id)
+
+        self._watch(watch())
+
+    def _condemn(self, worker: Worker, request_id: int) -> None:
+        """Kill a worker that ran over the timeout; no request is sent to it again.
+
+        Its other pending requests were written to it already: they get a 500 that says so (they
+        may be retried); requests that arrive from now on wait for its replacement.
+        """
+        self._condemned.add(worker)
+        worker.pending.pop(request_id, None)
+        message = (f"The prediction worker of version {self.spec.version} was stopped because another request "
+                   f"on it took longer than the {self.predict_timeout:g} s timeout; this request had been sent "
+                   "to it and got no answer. Retry it.")
+        for future in worker.pending.values():
+            if not future.done():
+                future.set_result((500, error_bytes(500, message)))
+        worker.pending.clear()
+        self._throttle.log(logging.ERROR, ("timeout", self.spec.model, self.spec.version),
+                           "prediction on %s/%s exceeded %g s; replacing its worker", self.spec.model,
+                           self.spec.version, self.predict_timeout)
+        worker.kill()
+        self._notify()
 
     async def close(self) -> None:
         """Drain: in-flight requests finish, then the workers end."""
         self._closing = True
+        self._notify()
         await asyncio.gather(*(w.close() for w in self.workers), return_exceptions=True)
-        for task in self._watchers:
+        tasks = list(self._watchers)
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def describe(pool: WorkerPool | None) -> dict[str, Any]:
     if pool is None:
         return {"workers": 0, "pending": 0, "restarts": 0}
-    return {"workers": sum(w.alive for w in pool.workers), "pending": pool.pending, "restarts": pool.restarts}
+    return {"workers": sum(w.alive for w in pool.workers), "pending": pool.pending, "restarts": pool.restarts,
+            "servingState": pool.serving_state}

@@ -17,6 +17,7 @@ from typing import Any
 from cprsdk.config import Settings
 from cprsdk.errors import ConfigError
 from cprsdk.node.app import Node, NodeOptions, create_app
+from cprsdk.node.lifecycle import LifecyclePolicy
 from cprsdk.node.versions import VersionManager
 from cprsdk.registry.manifest import Manifest
 from cprsdk.registry.registry import Registry
@@ -48,6 +49,7 @@ class ServeOptions:
     output_formatter: str | None = None
     formatter_args: dict[str, Any] = field(default_factory=dict)
     max_records: int = 1000  # operations and finished batch jobs the node keeps in memory (the newest)
+    lifecycle: LifecyclePolicy = LifecyclePolicy()  # worker restarts: backoff, crash loops, log rate
 
 
 def build_node(options: ServeOptions) -> Node:
@@ -55,6 +57,7 @@ def build_node(options: ServeOptions) -> Node:
     manager = VersionManager(
         registry=None if options.local else Registry(options.registry), workers=options.workers,
         predict_timeout=options.predict_timeout, load_timeout=options.load_timeout, max_pending=options.max_pending,
+        lifecycle=options.lifecycle,
     )
     startup: Callable[[VersionManager], Awaitable[None]]
     if options.local is not None:

@@ -1,7 +1,8 @@
 """The versions a node serves, and their lifecycle.
 
     CREATING  resolve (``cprsdk.runtime.resolved``: fetch verified, install keyed by content), start workers
-    READY     serving
+    READY     loaded; its ``serving`` state (``lifecycle``) says whether a worker runs right now:
+              SERVING, RESTARTING, BACKOFF or CRASH_LOOP (``/readyz`` shows that instead of READY)
     FAILED    ``errorMessage`` says what to fix; the other versions are unaffected
     DELETING  removed from the registry: no new requests; in-flight ones finish, then workers end
 
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from cprsdk.errors import CprError, RegistryError, RequestError
+from cprsdk.node.lifecycle import LifecyclePolicy
 from cprsdk.node.pool import WorkerPool, WorkerSpec
 from cprsdk.node.worker import public_error
 from cprsdk.packaging.install import cache_dir
@@ -56,15 +58,31 @@ class Version:
         }
         if self.error_message:
             data["errorMessage"] = self.error_message
+        if self.state == "READY" and self.pool is not None:
+            data["servingState"] = self.pool.serving_state
+            data["servingDetail"] = self.pool.serving_detail or None
         return {k: v for k, v in data.items() if v is not None}
+
+    @property
+    def public_state(self) -> str:
+        """The state ``/readyz`` shows: READY only while a worker runs, else the serving state."""
+        if self.state != "READY" or self.pool is None or self.pool.serving_state == "SERVING":
+            return self.state
+        return self.pool.serving_state
+
+    @property
+    def serving(self) -> bool:
+        return self.public_state == "READY"
 
 
 class VersionManager:
     """Loads, routes to and retires versions. All methods run on the node's event loop."""
 
     def __init__(self, *, registry: Registry | None = None, workers: int = 1, predict_timeout: float = 60.0,
-                 load_timeout: float = 600.0, max_pending: int = 256, cache: Path | None = None) -> None:
+                 load_timeout: float = 600.0, max_pending: int = 256, cache: Path | None = None,
+                 lifecycle: LifecyclePolicy | None = None) -> None:
         self.registry = registry
+        self.lifecycle = lifecycle or LifecyclePolicy()
         self.workers = workers
         self.predict_timeout = predict_timeout
         self.load_timeout = load_timeout
@@ -149,7 +167,8 @@ class VersionManager:
                               resolved.prediction_class, str(resolved.model_dir), resolved.output_formatter,
                               tuple(sorted(resolved.formatter_args.items())), check=resolved.verify)
             pool = WorkerPool(spec, size=self.workers, max_pending=self.max_pending,
-                              predict_timeout=self.predict_timeout, load_timeout=self.load_timeout)
+                              predict_timeout=self.predict_timeout, load_timeout=self.load_timeout,
+                              policy=self.lifecycle)
             await pool.start()
         except (CprError, OSError) as exc:
             # The client sees the cause and the fix; paths, multi-line details and tracebacks go to the log.
@@ -212,8 +231,13 @@ class VersionManager:
 
     @property
     def ready(self) -> bool:
-        states = [v.state for v in self.versions.values() if v.state != "DELETING"]
-        return self.synced.is_set() and "READY" in states and all(s in ("READY", "FAILED") for s in states)
+        """Synced, at least one version serving, and none CREATING or RESTARTING.
+
+        A version that cannot start (FAILED, BACKOFF, CRASH_LOOP) does not hold the others back.
+        """
+        states = [v.public_state for v in self.versions.values() if v.state != "DELETING"]
+        settled = ("READY", "FAILED", "BACKOFF", "CRASH_LOOP")
+        return self.synced.is_set() and "READY" in states and all(s in settled for s in states)
 
     async def close(self) -> None:
         if self._watch is not None:
