@@ -184,6 +184,19 @@ class PredictionError(CprError):
         self.status_code = status_code
 
 
+class Overloaded(CprError):
+    """A version has ``max_pending`` requests waiting already; the node answers 503.
+
+    ``retry_after`` (whole seconds) becomes the response's ``Retry-After`` header.
+    """
+
+    status_code = 503
+
+    def __init__(self, message: str, *, retry_after: int = 1, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after = max(1, retry_after)
+
+
 # Errors that differ only by name, place in the tree and status.
 
 
@@ -265,23 +278,6 @@ class WorkerLost(CprError):
     status_code = 500
 
 
-class Overloaded(CprError):
-    """A version has ``max_pending`` requests waiting already; the node answers 503.
-
-    ``retry_after`` (whole seconds) becomes the response's ``Retry-After`` header.
-    """
-
-    status_code = 503
-
-    def __init__(self, message: str, *, retry_after: int = 1, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.retry_after = max(1, retry_after)
-
-
-class WorkersUnavailable(Overloaded):
-    """No worker of a READY version runs and starting one is backing off (a failed start, a crash loop)."""
-
-
 class NodeUnreachable(CprError):
     """No prediction node answered at the client's endpoint."""
 
@@ -322,3 +318,7 @@ class NodeError(CprError):
 
 class RequestError(CprError):
     status_code = 400
+
+
+class WorkersUnavailable(Overloaded):
+    """No worker of a READY version runs and starting one is backing off (a failed start, a crash loop)."""
