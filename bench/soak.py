@@ -110,8 +110,15 @@ class Tally:
                 self.violations.append(text)
 
     def killed_during(self, start: float, end: float) -> bool:
-        with self.lock:
-            return any(start - 0.5 <= t <= end + 0.5 for t in self.kills)
+        """Whether a worker was killed while a request was in flight. The thread that killed it may not
+        have said so yet when the request's answer comes back: ask again a moment later."""
+        for attempt in range(2):
+            with self.lock:
+                if any(start - 0.5 <= t <= end + 0.5 for t in self.kills):
+                    return True
+            if attempt == 0:
+                time.sleep(2.0)
+        return False
 
 
 # ------------------------------------------------------------------ the node and its registry
@@ -234,7 +241,8 @@ class Client:
     def _excused(self, status: int, body: Any, start: float, end: float) -> bool:
         """A 5xx the harness allows: in flight on a killed worker, or past the predict timeout."""
         message = str(body.get("error", {}).get("message", "")) if isinstance(body, dict) else ""
-        if status == 500 and "exited" in message and self.tally.killed_during(start, end):
+        lost = "exited" in message or "was stopped" in message  # the node names the worker it lost
+        if status == 500 and lost and self.tally.killed_during(start, end):
             return True
         return status == 504 and end - start >= self.args.predict_timeout - 0.1
 
@@ -359,7 +367,7 @@ def _faults(node: psutil.Process, base: str, root: Path, registry: Path, stop: t
 def _change_registry(root: Path, registry: Path, churn: int, tally: Tally) -> None:
     _cli("versions", "set-default", f"v{1 + churn % 2}", "--model", "soak", registry=registry)
     tally.fault("defaults set")
-    _deploy(root, registry, "churn", f"c{churn}")
+    _deploy(root, registry, "churn", f"c{churn}", default=True)  # so the one before can go
     tally.fault("deploys")
     if churn > 1:
         _cli("versions", "delete", f"c{churn - 1}", "--model", "churn", registry=registry)
