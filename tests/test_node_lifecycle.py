@@ -127,6 +127,20 @@ def test_a_crash_among_20_arriving_requests_fails_only_those_sent_to_the_crashed
     assert any(latency > 0.3 for latency, _ in later)  # some arrived during the replacement and waited for it
 
 
+def test_with_two_workers_a_crash_never_makes_requests_wait(project: Path) -> None:
+    with _node(project, workers=2) as node:
+        (project.parent / "model" / "slow-start").write_text("3")
+        assert _predict(node, "exit").status == 500
+        start = time.monotonic()
+        answers = [_predict(node, "x") for _ in range(5)]
+        elapsed = time.monotonic() - start
+        states, resource = _versions(node), _resource(node)
+    assert [a.status for a in answers] == [200] * 5 and elapsed < 2  # the other worker answered at once
+    assert len({a.json()["predictions"][0] for a in answers}) == 1
+    assert states == {"default/v1": "READY"} and resource["servingState"] == "SERVING"
+    assert "servingDetail" not in resource
+
+
 def test_after_a_timeout_kill_the_next_request_gets_200(project: Path) -> None:
     with _node(project, predict_timeout=1.0) as node:
         first = _predict(node, "x").json()["predictions"][0]
