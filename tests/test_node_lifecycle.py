@@ -172,6 +172,17 @@ def test_a_wait_for_a_replacement_ends_at_the_request_timeout(project: Path) -> 
     assert 0.8 < elapsed < 3
 
 
+def test_time_spent_waiting_for_a_worker_is_not_held_against_it(project: Path) -> None:
+    with _node(project, predict_timeout=2.5) as node:
+        (project.parent / "model" / "slow-start").write_text("1")
+        _predict(node, "exit")
+        late = _predict(node, 2.0)  # waits about 1.5 s for the replacement, then runs 2 s on it: 504 at 2.5 s
+        after = _predict(node, "x")  # queued behind it on the same worker, which is not killed
+    assert late.status == 504
+    assert after.status == 200
+    assert _starts(project) == 2  # the first worker and one replacement: nothing was killed for the 504
+
+
 def test_a_replacement_that_fails_to_load_backs_off_and_says_so(project: Path,
                                                                 caplog: pytest.LogCaptureFixture) -> None:
     policy = LifecyclePolicy(backoff_initial=0.2, backoff_max=0.4, log_interval=600)
