@@ -10,11 +10,13 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import resource
 import signal
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
+from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
 
@@ -263,6 +265,39 @@ def test_cprsdk_serve_takes_the_crash_loop_flags_and_logs_each_fault_once(projec
     text = log.read_text()
     assert text.count("is crash-looping (2 worker crashes within 60 s); next start in 1 s") == 1, text
     assert text.count("worker of default/v1 exited") == 1, text  # four crashes or more, one line in 30 s
+
+
+def test_a_replacement_that_cannot_open_files_backs_off_and_recovers(project: Path, tmp_path: Path) -> None:
+    """The issue's case: file descriptors exhausted when the replacement starts (the limit lowered on the node)."""
+    model, port, log = project.parent / "model", free_port(), tmp_path / "serve.log"
+    args = ["--port", str(port), "--model-dir", str(model), "--package", str(project),
+            "--prediction-class", "flaky.Flaky", "--restart-backoff-max", "1"]
+    with cprsdk_serve(args, port=port, log=log) as proc:
+        conn = HTTPConnection("127.0.0.1", port, timeout=30)  # one keep-alive connection: no new fd is needed
+
+        def call(method: str, path: str, body: Any = None) -> tuple[int, Any, dict[str, str]]:
+            conn.request(method, path, body=None if body is None else json.dumps(body),
+                         headers={"Content-Type": "application/json"})
+            answer = conn.getresponse()
+            return answer.status, json.loads(answer.read()), {k.lower(): v for k, v in answer.getheaders()}
+
+        assert call("POST", PREDICT, {"instances": ["x"]})[0] == 200
+        soft, hard = resource.prlimit(proc.pid, resource.RLIMIT_NOFILE)
+        resource.prlimit(proc.pid, resource.RLIMIT_NOFILE, (3, hard))  # no new file descriptor from now on
+        try:
+            assert call("POST", PREDICT, {"instances": ["exit"]})[0] == 500
+            wait_until(lambda: call("GET", "/readyz")[1]["versions"] == {"default/v1": "BACKOFF"}, timeout=30,
+                       interval=0.5, what="BACKOFF")
+            refused = call("POST", PREDICT, {"instances": ["x"]})
+        finally:
+            resource.prlimit(proc.pid, resource.RLIMIT_NOFILE, (soft, hard))
+        wait_until(lambda: call("GET", "/readyz")[0] == 200, timeout=30, interval=0.5, what="the version to recover")
+        recovered = call("POST", PREDICT, {"instances": ["x"]})
+        conn.close()
+    assert refused[0] == 503 and int(refused[2]["retry-after"]) >= 1
+    assert "has no running worker: a replacement worker failed to start" in refused[1]["error"]["message"]
+    assert recovered[0] == 200
+    assert log.read_text().count("failed to start") == 1
 
 
 def test_a_bad_crash_loop_flag_is_refused() -> None:
