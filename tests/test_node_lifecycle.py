@@ -10,11 +10,13 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import resource
 import signal
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
+from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +129,20 @@ def test_a_crash_among_20_arriving_requests_fails_only_those_sent_to_the_crashed
     assert any(latency > 0.3 for latency, _ in later)  # some arrived during the replacement and waited for it
 
 
+def test_with_two_workers_a_crash_never_makes_requests_wait(project: Path) -> None:
+    with _node(project, workers=2) as node:
+        (project.parent / "model" / "slow-start").write_text("3")
+        assert _predict(node, "exit").status == 500
+        start = time.monotonic()
+        answers = [_predict(node, "x") for _ in range(5)]
+        elapsed = time.monotonic() - start
+        states, resource = _versions(node), _resource(node)
+    assert [a.status for a in answers] == [200] * 5 and elapsed < 2  # the other worker answered at once
+    assert len({a.json()["predictions"][0] for a in answers}) == 1
+    assert states == {"default/v1": "READY"} and resource["servingState"] == "SERVING"
+    assert "servingDetail" not in resource
+
+
 def test_after_a_timeout_kill_the_next_request_gets_200(project: Path) -> None:
     with _node(project, predict_timeout=1.0) as node:
         first = _predict(node, "x").json()["predictions"][0]
@@ -156,6 +172,17 @@ def test_a_wait_for_a_replacement_ends_at_the_request_timeout(project: Path) -> 
         elapsed = time.monotonic() - start
     assert answer.status == 504 and "within the 1 s timeout" in answer.json()["error"]["message"]
     assert 0.8 < elapsed < 3
+
+
+def test_time_spent_waiting_for_a_worker_is_not_held_against_it(project: Path) -> None:
+    with _node(project, predict_timeout=2.5) as node:
+        (project.parent / "model" / "slow-start").write_text("1")
+        _predict(node, "exit")
+        late = _predict(node, 2.0)  # waits about 1.5 s for the replacement, then runs 2 s on it: 504 at 2.5 s
+        after = _predict(node, "x")  # queued behind it on the same worker, which is not killed
+    assert late.status == 504
+    assert after.status == 200
+    assert _starts(project) == 2  # the first worker and one replacement: nothing was killed for the 504
 
 
 def test_a_replacement_that_fails_to_load_backs_off_and_says_so(project: Path,
@@ -238,6 +265,39 @@ def test_cprsdk_serve_takes_the_crash_loop_flags_and_logs_each_fault_once(projec
     text = log.read_text()
     assert text.count("is crash-looping (2 worker crashes within 60 s); next start in 1 s") == 1, text
     assert text.count("worker of default/v1 exited") == 1, text  # four crashes or more, one line in 30 s
+
+
+def test_a_replacement_that_cannot_open_files_backs_off_and_recovers(project: Path, tmp_path: Path) -> None:
+    """The issue's case: file descriptors exhausted when the replacement starts (the limit lowered on the node)."""
+    model, port, log = project.parent / "model", free_port(), tmp_path / "serve.log"
+    args = ["--port", str(port), "--model-dir", str(model), "--package", str(project),
+            "--prediction-class", "flaky.Flaky", "--restart-backoff-max", "1"]
+    with cprsdk_serve(args, port=port, log=log) as proc:
+        conn = HTTPConnection("127.0.0.1", port, timeout=30)  # one keep-alive connection: no new fd is needed
+
+        def call(method: str, path: str, body: Any = None) -> tuple[int, Any, dict[str, str]]:
+            conn.request(method, path, body=None if body is None else json.dumps(body),
+                         headers={"Content-Type": "application/json"})
+            answer = conn.getresponse()
+            return answer.status, json.loads(answer.read()), {k.lower(): v for k, v in answer.getheaders()}
+
+        assert call("POST", PREDICT, {"instances": ["x"]})[0] == 200
+        soft, hard = resource.prlimit(proc.pid, resource.RLIMIT_NOFILE)
+        resource.prlimit(proc.pid, resource.RLIMIT_NOFILE, (3, hard))  # no new file descriptor from now on
+        try:
+            assert call("POST", PREDICT, {"instances": ["exit"]})[0] == 500
+            wait_until(lambda: call("GET", "/readyz")[1]["versions"] == {"default/v1": "BACKOFF"}, timeout=30,
+                       interval=0.5, what="BACKOFF")
+            refused = call("POST", PREDICT, {"instances": ["x"]})
+        finally:
+            resource.prlimit(proc.pid, resource.RLIMIT_NOFILE, (soft, hard))
+        wait_until(lambda: call("GET", "/readyz")[0] == 200, timeout=30, interval=0.5, what="the version to recover")
+        recovered = call("POST", PREDICT, {"instances": ["x"]})
+        conn.close()
+    assert refused[0] == 503 and int(refused[2]["retry-after"]) >= 1
+    assert "has no running worker: a replacement worker failed to start" in refused[1]["error"]["message"]
+    assert recovered[0] == 200
+    assert log.read_text().count("failed to start") == 1
 
 
 def test_a_bad_crash_loop_flag_is_refused() -> None:

@@ -108,9 +108,14 @@ class RestartSchedule:
         self.backoff = RestartBackoff(initial=policy.backoff_initial, cap=policy.backoff_max)
         self._crash_backoff = RestartBackoff(initial=policy.backoff_initial, cap=policy.backoff_max)
         self.crashes = CrashWindow(limit=policy.crash_loop_crashes, window=policy.crash_loop_window)
-        self.retry_at: float | None = None  # loop time of the next start, while backing off
+        self._resumes: list[float] = []  # loop times the pauses in progress end (one per restarting worker)
         self.reason: ServingState = "BACKOFF"
         self.last_error = ""  # why the last start failed, until one succeeds
+
+    @property
+    def retry_at(self) -> float | None:
+        """Loop time of the next start attempt while backing off, else None."""
+        return min(self._resumes) if self._resumes else None
 
     def retry_in(self) -> int:
         """Whole seconds until the next start attempt (at least 1)."""
@@ -153,11 +158,12 @@ class RestartSchedule:
             self._crash_backoff.reset()
         if delay <= 0:
             return
-        self.retry_at = asyncio.get_running_loop().time() + delay
+        resume = asyncio.get_running_loop().time() + delay
+        self._resumes.append(resume)
         self.reason = "CRASH_LOOP" if reason == "CRASH_LOOP" else "BACKOFF"
         self.on_change()
         try:
             await asyncio.sleep(delay)
         finally:
-            self.retry_at = None
+            self._resumes.remove(resume)
             self.on_change()
