@@ -105,6 +105,15 @@ def test_nesting_past_the_limit_is_refused(depth: int) -> None:
     assert "nested more than" in _message(b"[" * depth + b"]" * depth)
 
 
+@pytest.mark.parametrize("text", ["[[[[", "]]]]", '\\"[[[[', "{{{{", "\\\\"])
+def test_brackets_inside_strings_do_not_count_as_nesting(text: str) -> None:
+    inner = json.dumps(text * 40)
+    ok = '{"s": ' + inner + ', "t": ' + "[" * (MAX_DEPTH - 1) + inner + "]" * (MAX_DEPTH - 1) + "}"
+    assert parse_json(ok.encode()) == json.loads(ok)
+    deep = '{"s": ' + inner + ', "t": ' + "[" * MAX_DEPTH + inner + "]" * MAX_DEPTH + "}"
+    assert _message(deep.encode()) == f"The request is nested more than {MAX_DEPTH} levels deep."
+
+
 def _reference(body: bytes) -> Any:
     """What parse_json answered before its fast path: json.loads with the policy's hooks."""
     def refuse(text: str) -> Any:

@@ -40,6 +40,9 @@ _LONG_DIGITS_STR = re.compile(r"(?<![\d.])\d{19}")
 # Every ASCII digit to "0", every other byte to " ": 19 zeros in a row is the cheap first test for a long run.
 _DIGITS_ONLY = b" " * 48 + b"0" * 10 + b" " * 198
 _RUN = b"0" * 19
+# What _bracket_depth keeps of a body: brackets and quotes.
+_NOT_STRUCTURE = bytes(c for c in range(256) if c not in b'[]{}"')
+_STEP = bytes.maketrans(b'[{]}"', bytes([1, 1, 255, 255, 0]))  # read as int8: +1, +1, -1, -1, 0
 
 
 def _refuse_constant(name: str) -> Any:
@@ -91,9 +94,24 @@ def parse_json(body: bytes | str) -> Any:
     value = _fast_parse(body)
     if value is _NOT_FAST:
         return _policy_parse(body)
-    if _could_be_deep(body) and _depth_exceeds(value, MAX_DEPTH):
+    if _could_be_deep(body) and _too_deep(body, value):
         raise RequestError(f"The request is nested more than {MAX_DEPTH} levels deep.")
     return value
+
+
+def _too_deep(body: bytes | str, value: Any) -> bool:
+    depth = _bracket_depth(body) if isinstance(body, bytes) and b"\\" not in body else None
+    return _depth_exceeds(value, MAX_DEPTH) if depth is None else depth > MAX_DEPTH
+
+
+def _bracket_depth(body: bytes) -> int:
+    """The deepest nesting of brackets outside strings in a body orjson accepted (so valid UTF-8 JSON)
+    without backslashes (so every quote opens or closes a string): one pass in NumPy."""
+    import numpy as np
+
+    kept = np.frombuffer(body.translate(_STEP, _NOT_STRUCTURE), dtype=np.int8)  # +1 open, -1 close, 0 quote
+    inside = np.cumsum(kept == 0, dtype=np.int32) & 1  # after an odd number of quotes: inside a string
+    return int(np.cumsum(kept * (1 - inside), dtype=np.int32).max(initial=0))
 
 
 _NOT_FAST = object()
