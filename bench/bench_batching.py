@@ -127,6 +127,7 @@ def mlserver_install(cache: Path) -> Path:
         sklearn = package_versions(("scikit-learn",)).get("scikit-learn")
         pins = MLSERVER + ((f"scikit-learn=={sklearn}",) if sklearn else ())
         print(f"installing {', '.join(pins)} into {venv} (once)", flush=True)
+        cache.mkdir(parents=True, exist_ok=True)
         base = getattr(sys, "_base_executable", sys.executable)
         timed([base, "-m", "venv", "--clear", str(venv)], cwd=cache)
         timed([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *pins], cwd=cache)
@@ -330,6 +331,7 @@ def main() -> None:
     args = parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwinds, so every server started is stopped
     check_tools(args)
+    print(f"machine: {machine()}; load average at the start: {load()}", flush=True)
     names, skipped = chosen_series(args)
     tree = tree_state()
     with tempfile.TemporaryDirectory(prefix="cprsdk-bench-batching-") as tmp:
