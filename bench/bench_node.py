@@ -40,23 +40,37 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import http.client
-import importlib.metadata
 import json
 import os
-import resource
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from common import REPO, cprsdk_command, free_port, load, machine, median, shown, timed, trained_sample
+from common import (
+    QUIET,
+    REPO,
+    Probe,
+    Server,
+    cprsdk_command,
+    free_port,
+    load,
+    machine,
+    measure,
+    median,
+    package_versions,
+    shown,
+    spawn,
+    timed,
+    trained_sample,
+    tree_state,
+    wait_quiet,
+    wrk_script,
+)
 
 MODEL, VERSION = "iris", "v1"
 PATH = f"/v1/projects/bench/models/{MODEL}:predict"
@@ -64,219 +78,7 @@ BODY = json.dumps({"instances": [[5.1, 3.5, 1.4, 0.2]]}).encode()
 EXPECTED = {"predictions": ["setosa"]}
 TARGET_CONFINED, TARGET_UNCONFINED, TARGET_P99_MS = 0.7, 1.0, 0.5
 TARGET_CONCURRENCY = 64
-QUIET = 0.1  # cores of other work on the machine during a timed run, at most, for the run to count as quiet
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-LUA = """\
-wrk.method = "POST"
-wrk.body = '{body}'
-wrk.headers["Content-Type"] = "application/json"
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format('RESULT {"requests": %d, "duration_us": %d, "p50_us": %d, "p90_us": %d, ' ..
-    '"p99_us": %d, "max_us": %d, "mean_us": %.1f, "errors": {"connect": %d, "read": %d, "write": %d, ' ..
-    '"status": %d, "timeout": %d}}\\n', summary.requests, summary.duration, latency:percentile(50),
-    latency:percentile(90), latency:percentile(99), latency.max, latency.mean, e.connect, e.read, e.write,
-    e.status, e.timeout))
-end
-""".replace("{body}", BODY.decode())
-
-
-# ------------------------------------------------------------------ processes
-
-
-def _stat(pid: int) -> tuple[int, float] | None:
-    """(ppid, utime+stime seconds) of a process, None if it is gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    rest = text[text.rindex(")") + 2:].split()
-    return int(rest[1]), (int(rest[11]) + int(rest[12])) / CLK_TCK
-
-
-def descendants(root: int) -> list[int]:
-    """``root`` and every process below it."""
-    parents: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            st = _stat(int(entry))
-            if st is not None:
-                parents.setdefault(st[0], []).append(int(entry))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(parents.get(pid, []))
-    return found
-
-
-def cpu_by_pid(root: int) -> dict[int, float]:
-    out = {}
-    for pid in descendants(root):
-        st = _stat(pid)
-        if st is not None:
-            out[pid] = st[1]
-    return out
-
-
-def machine_busy() -> float:
-    """CPU seconds all cores spent busy since boot (/proc/stat: everything but idle and iowait)."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    return (sum(fields[:8]) - fields[3] - fields[4]) / CLK_TCK
-
-
-def mapped(pid: int, name: str) -> bool:
-    """Whether a shared object whose path contains ``name`` is mapped into the process."""
-    with contextlib.suppress(OSError):
-        return any(name in line for line in Path(f"/proc/{pid}/maps").read_text().splitlines())
-    return False
-
-
-def affinity(pid: int) -> str:
-    cpus = sorted(os.sched_getaffinity(pid))
-    return ",".join(map(str, cpus))
-
-
-@dataclass
-class Server:
-    name: str
-    proc: subprocess.Popen[bytes]
-    port: int
-    log: Path
-    startup: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def roles(self) -> dict[str, list[int]]:
-        """The front (the process spawned) and its children (the node's workers)."""
-        pids = descendants(self.pid)
-        return {"front": [self.pid], "children": [p for p in pids if p != self.pid]}
-
-    def info(self) -> dict[str, Any]:
-        roles = self.roles()
-        return {"pid": self.pid, "workers": len(roles["children"]),
-                "affinity": {str(p): affinity(p) for p in roles["front"] + roles["children"]},
-                "uvloop_loaded": mapped(self.pid, "uvloop"), "httptools_loaded": mapped(self.pid, "httptools")}
-
-    def stop(self) -> None:
-        """SIGTERM the process spawned (the node drains its workers); SIGKILL what is left after 60 s."""
-        pids = descendants(self.pid)
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        for pid in pids[1:]:
-            with contextlib.suppress(ProcessLookupError):
-                if _stat(pid) is not None:
-                    os.kill(pid, signal.SIGKILL)
-
-
-def post(port: int, timeout: float = 5.0) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("POST", PATH, body=BODY, headers={"Content-Type": "application/json"})
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
-
-
-def spawn(name: str, cmd: Sequence[str], *, port: int, confined: bool, env: dict[str, str], cwd: Path,
-          logs: Path, timeout: float) -> Server:
-    """Start a server; time spawn -> first answer of any kind -> first successful prediction."""
-    full = (["taskset", "-c", "0"] if confined else []) + list(cmd)
-    log = logs / f"{name}-{'confined' if confined else 'unconfined'}-{port}.log"
-    with log.open("wb") as out:
-        start = time.perf_counter()
-        proc = subprocess.Popen(full, cwd=cwd, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
-    server = Server(name, proc, port, log)
-    answered = None
-    deadline = start + timeout
-    while time.perf_counter() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"{name} exited {proc.returncode} while starting:\n{log.read_text()[-3000:]}")
-        try:
-            status, body = post(port)
-        except OSError:
-            time.sleep(0.02)
-            continue
-        now = time.perf_counter()
-        answered = answered or now
-        if status == 200:
-            if json.loads(body) != EXPECTED:
-                server.stop()
-                raise SystemExit(f"{name} answered {body!r}, expected {EXPECTED}")
-            server.startup = {"first_answer": answered - start, "first_prediction": now - start}
-            return server
-        time.sleep(0.02)
-    server.stop()
-    raise SystemExit(f"{name} gave no successful prediction within {timeout:g} s:\n{log.read_text()[-3000:]}")
-
-
-# ------------------------------------------------------------------ load
-
-
-def wrk(port: int, concurrency: int, seconds: int, *, confined: bool, lua: Path) -> dict[str, Any]:
-    cmd = (["taskset", "-c", "1"] if confined else []) + [
-        "wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--latency", "--timeout", "5s", "-s", str(lua),
-        f"http://127.0.0.1:{port}{PATH}"]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
-    if proc.returncode or line is None:
-        raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
-    result: dict[str, Any] = json.loads(line[len("RESULT "):])
-    result["wrk_cpu_s"] = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    return result
-
-
-def wait_quiet(limit: float) -> float:
-    """Wait, at most ``limit`` seconds, for 2 s in which the machine used at most QUIET cores; seconds waited."""
-    start = time.monotonic()
-    while True:
-        before = machine_busy()
-        time.sleep(2.0)
-        if (machine_busy() - before) / 2.0 <= QUIET or time.monotonic() - start >= limit:
-            return time.monotonic() - start
-
-
-def measure(server: Server, concurrency: int, args: argparse.Namespace, *, confined: bool,
-            lua: Path) -> dict[str, Any]:
-    """One point: an untimed warm-up, then a timed wrk run with the server tree's CPU around it."""
-    if args.warmup > 0:
-        wrk(server.port, concurrency, args.warmup, confined=confined, lua=lua)
-    roles = server.roles()
-    before, busy_before = cpu_by_pid(server.pid), machine_busy()
-    run = wrk(server.port, concurrency, args.duration, confined=confined, lua=lua)
-    after, busy_after = cpu_by_pid(server.pid), machine_busy()
-    errors = sum(run["errors"].values())
-    if errors:
-        raise SystemExit(f"{server.name} at concurrency {concurrency}: {run['errors']} (expected none)\n"
-                         f"{server.log.read_text()[-3000:]}")
-    if server.roles()["children"] != roles["children"]:
-        raise SystemExit(f"{server.name}: its worker processes changed during the run (a crash?)")
-    requests = run["requests"]
-    cpu = {role: sum(after.get(p, 0.0) - before.get(p, 0.0) for p in pids) for role, pids in roles.items()}
-    seconds = run["duration_us"] / 1e6
-    # What the rest of the machine used meanwhile (other jobs on a shared machine skew every figure).
-    others = (busy_after - busy_before - cpu["front"] - cpu["children"] - run["wrk_cpu_s"]) / seconds
-    return {
-        "server": server.name, "concurrency": concurrency, "requests": requests, "seconds": seconds,
-        "rps": requests / seconds, "p50_ms": run["p50_us"] / 1000, "p90_ms": run["p90_us"] / 1000,
-        "p99_ms": run["p99_us"] / 1000, "max_ms": run["max_us"] / 1000, "mean_ms": run["mean_us"] / 1000,
-        "cpu_us_per_request": 1e6 * (cpu["front"] + cpu["children"]) / requests,
-        "front_cpu_us_per_request": 1e6 * cpu["front"] / requests,
-        "children_cpu_us_per_request": 1e6 * cpu["children"] / requests,
-        "server_cores_busy": (cpu["front"] + cpu["children"]) / seconds,
-        "wrk_cpu_us_per_request": 1e6 * run["wrk_cpu_s"] / requests,
-        "other_cores_busy": max(others, 0.0),
-    }
+PROBE = Probe(PATH, BODY, lambda answer: answer == EXPECTED)
 
 
 # ------------------------------------------------------------------ the run
@@ -290,8 +92,7 @@ def ceiling_cmd(port: int, loop: str) -> list[str]:
     uvicorn = Path(sys.executable).with_name("uvicorn")
     head = [str(uvicorn)] if uvicorn.is_file() else [sys.executable, "-m", "uvicorn"]
     # The settings `cprsdk serve` gives uvicorn (cprsdk/node/server.py): warning log level, no access
-    # log, lifespan on; it calls asyncio.run(server.serve()), so the stdlib asyncio loop (uvicorn's
-    # loop factory never runs) and http "auto" (httptools when installed). The ceiling matches.
+    # log, lifespan on, loop and http "auto" (uvloop and httptools when installed). The ceiling matches.
     return head + ["ceiling_app:app", "--app-dir", str(REPO / "bench"), "--host", "127.0.0.1", "--port", str(port),
                    "--loop", loop, "--http", "httptools", "--lifespan", "on", "--log-level", "warning",
                    "--no-access-log", "--timeout-graceful-shutdown", "60"]
@@ -304,11 +105,11 @@ def servers(work: Path, registry: Path, cache: Path, *, confined: bool, loop: st
     try:
         port = free_port()
         node = spawn("node", node_cmd(registry, port), port=port, confined=confined, timeout=timeout,
-                     env={"CPRSDK_CACHE_DIR": str(cache)}, cwd=work, logs=work)
+                     env={"CPRSDK_CACHE_DIR": str(cache)}, cwd=work, logs=work, probe=PROBE)
         started.append(node)
         port = free_port()
         ceiling = spawn("ceiling", ceiling_cmd(port, loop), port=port, confined=confined, timeout=timeout,
-                        env={"CEILING_SAMPLE": str(work / "sample")}, cwd=work, logs=work)
+                        env={"CEILING_SAMPLE": str(work / "sample")}, cwd=work, logs=work, probe=PROBE)
         started.append(ceiling)
         yield node, ceiling
     finally:
@@ -333,7 +134,8 @@ def run_mode(work: Path, registry: Path, cache: Path, args: argparse.Namespace, 
                 for server in pair:
                     for attempt in range(args.retries + 1):
                         waited = wait_quiet(args.quiet_wait) if args.quiet_wait > 0 else 0.0
-                        point = measure(server, concurrency, args, confined=confined, lua=lua)
+                        point = measure(server, concurrency, path=PATH, warmup=args.warmup, duration=args.duration,
+                                        confined=confined, lua=lua)
                         if point["other_cores_busy"] <= QUIET or attempt == args.retries:
                             break
                         print(f"[{mode}] c={concurrency:<3} round {index + 1} {server.name:<7} disturbed "
@@ -353,7 +155,7 @@ def startup_runs(work: Path, registry: Path, cache: Path, count: int, timeout: f
     for _ in range(count):
         port = free_port()
         server = spawn("node", node_cmd(registry, port), port=port, confined=False, timeout=timeout,
-                       env={"CPRSDK_CACHE_DIR": str(cache)}, cwd=work, logs=work)
+                       env={"CPRSDK_CACHE_DIR": str(cache)}, cwd=work, logs=work, probe=PROBE)
         server.stop()
         runs.append(server.startup)
     return runs
@@ -460,15 +262,6 @@ def print_report(result: dict[str, Any], args: argparse.Namespace, versions: dic
               + f"; the ceiling (imports and loads in-process): {result['ceiling_startup_median']:.2f} s")
 
 
-def tree_state() -> dict[str, Any]:
-    """The commit measured, and whether cprsdk/ had uncommitted changes (figures belong to a tree)."""
-    def git(*cmd: str) -> str:
-        proc = subprocess.run(["git", *cmd], cwd=REPO, capture_output=True, text=True)
-        return proc.stdout.strip() if proc.returncode == 0 else "n/a"
-    return {"commit": git("rev-parse", "--short", "HEAD"),
-            "cprsdk_uncommitted": git("status", "--porcelain", "--", "cprsdk").splitlines()}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds of load per point (default: 10)")
@@ -484,8 +277,8 @@ def main() -> None:
                         help=f"measure a run again when other work used > {QUIET} core meanwhile (default: 2)")
     parser.add_argument("--startups", type=int, default=3, help="extra node starts, warm cache (default: 3)")
     parser.add_argument("--start-timeout", type=float, default=180.0, help="seconds a server may take to start")
-    parser.add_argument("--ceiling-loop", choices=("asyncio", "uvloop"), default="asyncio",
-                        help="the ceiling's event loop (default: asyncio, what `cprsdk serve` runs on)")
+    parser.add_argument("--ceiling-loop", choices=("asyncio", "uvloop"), default="uvloop",
+                        help="the ceiling's event loop (default: uvloop, what `cprsdk serve` runs on)")
     parser.add_argument("--json", metavar="PATH", help="also write the raw figures to PATH")
     args = parser.parse_args()
     # SIGTERM (timeout, a CI stop) unwinds like Ctrl-C, so every server started here is stopped.
@@ -497,12 +290,7 @@ def main() -> None:
         raise SystemExit("wrk is not installed (Debian: apt-get install -y wrk)")
     if "confined" in modes and (shutil.which("taskset") is None or not {0, 1} <= os.sched_getaffinity(0)):
         raise SystemExit("confined mode needs taskset and cores 0 and 1")
-    versions = {}
-    for name in ("uvicorn", "httptools", "uvloop", "scikit-learn", "numpy"):
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            versions[name] = importlib.metadata.version(name)
-    versions["wrk"] = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.split("[")[0] \
-        .replace("wrk ", "").strip()
+    versions = package_versions(("uvicorn", "httptools", "uvloop", "orjson", "scikit-learn", "numpy"))
     tree = tree_state()
     with tempfile.TemporaryDirectory(prefix="cprsdk-bench-node-") as tmp:
         work = Path(tmp)
@@ -513,7 +301,7 @@ def main() -> None:
               cwd=work, env={"CPRSDK_CACHE_DIR": str(work / "deploy-cache")})
         cache = work / "serve-cache"  # empty: the node's first start fetches and installs the version
         lua = work / "post.lua"
-        lua.write_text(LUA)
+        lua.write_text(wrk_script(BODY))
         results = [run_mode(work, registry, cache, args, confined=(m == "confined"), lua=lua) for m in modes]
         extra = startup_runs(work, registry, cache, args.startups, args.start_timeout)
         for run in extra:

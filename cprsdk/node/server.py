@@ -116,10 +116,15 @@ def run(options: ServeOptions, *, announce: Callable[[str], None] | None = None)
                 self.force_exit = True
             self.should_exit = True
 
+        async def startup(self, sockets: Any = None) -> None:
+            loop = type(asyncio.get_running_loop())
+            logging.getLogger("cprsdk.node").info("event loop: %s.%s", loop.__module__, loop.__qualname__)
+            await super().startup(sockets)
+
     server = _Server(config)
     if announce is not None:
         announce(f"cprsdk node on http://{options.host}:{options.port}")
-    asyncio.run(server.serve())
+    server.run()  # uvicorn's loop setup: uvloop when it is installed (asyncio.run would bypass it)
     return 0
 
 

@@ -8,14 +8,25 @@ Output policy: NumPy arrays and scalars become lists and numbers, tuples become 
 non-finite floats become the strings "NaN", "Infinity" and "-Infinity" (the protobuf JSON
 mapping, which Google's clients read back as doubles). Anything else that is not JSON is an
 error naming its type and where it sits in the output.
+
+Parsing takes a fast path (orjson) and falls back to the standard library's parser, with the
+policy's hooks, whenever the fast path could differ: any body orjson refuses (NaN, Infinity,
+numbers that overflow a double, lone surrogates, a byte order mark, other encodings, bad JSON:
+the fallback gives the policy's message or accepts it as before), and any body holding a run of
+19 or more digits (orjson turns integers beyond 64 bits into floats; the standard library keeps
+them exact up to ``MAX_INT_DIGITS``). So both paths accept the same bodies, with the same values.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
+from itertools import chain
 from typing import Any
+
+import orjson
 
 from cprsdk.errors import RequestError, ResponseError
 
@@ -23,6 +34,15 @@ __all__ = ["MAX_DEPTH", "MAX_INT_DIGITS", "dumps_response", "parse_json", "split
 
 MAX_DEPTH = 64
 MAX_INT_DIGITS = 40
+# The integer part of a number (or digits in a string) long enough to pass 64 bits: the stdlib path decides.
+_LONG_DIGITS = re.compile(rb"(?<![\d.])\d{19}")
+_LONG_DIGITS_STR = re.compile(r"(?<![\d.])\d{19}")
+# Every ASCII digit to "0", every other byte to " ": 19 zeros in a row is the cheap first test for a long run.
+_DIGITS_ONLY = b" " * 48 + b"0" * 10 + b" " * 198
+_RUN = b"0" * 19
+# What _bracket_depth keeps of a body: brackets and quotes.
+_NOT_STRUCTURE = bytes(c for c in range(256) if c not in b'[]{}"')
+_STEP = bytes.maketrans(b'[{]}"', bytes([1, 1, 255, 255, 0]))  # read as int8: +1, +1, -1, -1, 0
 
 
 def _refuse_constant(name: str) -> Any:
@@ -51,23 +71,75 @@ def _parse_float(text: str) -> float:
 
 
 def _depth_exceeds(value: Any, limit: int) -> bool:
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
+    """Whether containers nest deeper than ``limit`` (the top one is level 1); level by level, the
+    types of each container's children taken in C (``map(type, ...)``) so leaves cost little."""
+    level = [value] if isinstance(value, (dict, list)) else []
+    depth = 0
+    while level:
+        depth += 1
         if depth > limit:
             return True
-        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+        below: list[Any] = []
+        for item in level:
+            children = item.values() if isinstance(item, dict) else item
+            types = set(map(type, children))
+            if dict in types or list in types:
+                below.extend(c for c in children if isinstance(c, (dict, list)))
+        level = below
     return False
 
 
 def parse_json(body: bytes | str) -> Any:
     """Parse a request body with the input policy above; raises :class:`RequestError`."""
+    value = _fast_parse(body)
+    if value is _NOT_FAST:
+        return _policy_parse(body)
+    if _could_be_deep(body) and _too_deep(body, value):
+        raise RequestError(f"The request is nested more than {MAX_DEPTH} levels deep.")
+    return value
+
+
+def _too_deep(body: bytes | str, value: Any) -> bool:
+    depth = _bracket_depth(body) if isinstance(body, bytes) and b"\\" not in body else None
+    return _depth_exceeds(value, MAX_DEPTH) if depth is None else depth > MAX_DEPTH
+
+
+def _bracket_depth(body: bytes) -> int:
+    """The deepest nesting of brackets outside strings in a body orjson accepted (so valid UTF-8 JSON)
+    without backslashes (so every quote opens or closes a string): one pass in NumPy."""
+    import numpy as np
+
+    kept = np.frombuffer(body.translate(_STEP, _NOT_STRUCTURE), dtype=np.int8)  # +1 open, -1 close, 0 quote
+    inside = np.cumsum(kept == 0, dtype=np.int32) & 1  # after an odd number of quotes: inside a string
+    return int(np.cumsum(kept * (1 - inside), dtype=np.int32).max(initial=0))
+
+
+_NOT_FAST = object()
+
+
+def _fast_parse(body: bytes | str) -> Any:
+    """orjson's value for ``body``, or ``_NOT_FAST`` where the policy's own parser must decide."""
+    if isinstance(body, bytes):
+        long = _RUN in body.translate(_DIGITS_ONLY) and _LONG_DIGITS.search(body) is not None
+    else:
+        long = _LONG_DIGITS_STR.search(body) is not None
+    if long:
+        return _NOT_FAST
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return _NOT_FAST
+
+
+def _could_be_deep(body: bytes | str) -> bool:
+    """Whether ``body`` has enough opening brackets to nest deeper than MAX_DEPTH (a cheap count first)."""
+    if isinstance(body, bytes):
+        return body.count(b"[") + body.count(b"{") > MAX_DEPTH
+    return body.count("[") + body.count("{") > MAX_DEPTH
+
+
+def _policy_parse(body: bytes | str) -> Any:
+    """The standard library's parser with the policy's hooks: the reference the fast path must agree with."""
     try:
         value = json.loads(body, parse_constant=_refuse_constant, parse_int=_parse_int, parse_float=_parse_float)
     except RequestError:
@@ -134,8 +206,39 @@ def to_jsonable(value: Any, where: str = "predictions") -> Any:
     return _convert(value, where)
 
 
+_LEAVES = frozenset({str, int, float, bool, type(None)})
+
+
+def _plain(predictions: Any, extra: Mapping[str, Any] | None) -> bool:
+    """Whether the body is of the common shapes orjson writes as the standard library does, bar the
+    spelling of numbers and escapes: a list of exact str/int/float/bool/None, or a list of such lists
+    (no subclasses, tuples or NumPy), and ``extra`` values that are str. Types are taken in C."""
+    if type(predictions) is not list or (extra and not set(map(type, extra.values())) <= {str}):
+        return False
+    types = set(map(type, predictions))
+    if types <= _LEAVES:
+        return True
+    return types == {list} and set(map(type, chain.from_iterable(predictions))) <= _LEAVES
+
+
+def _fast_dumps(predictions: Any, extra: Mapping[str, Any] | None) -> bytes | None:
+    """orjson's encoding of the body when it means the same as the standard library's, else None."""
+    if not _plain(predictions, extra):
+        return None
+    body = {"predictions": predictions, **(extra or {})}
+    try:
+        out = orjson.dumps(body)
+    except orjson.JSONEncodeError:  # integers past 64 bits, lone surrogates
+        return None
+    # orjson writes NaN and the infinities as null; the output policy writes strings: the slow path decides.
+    return None if b"null" in out else out
+
+
 def dumps_response(predictions: Any, *, extra: Mapping[str, Any] | None = None) -> bytes:
     """Encode ``{"predictions": ...}`` (plus ``extra`` fields) as compact UTF-8 JSON."""
+    fast = _fast_dumps(predictions, extra)
+    if fast is not None:
+        return fast
     body = {"predictions": predictions, **(extra or {})}
     try:
         return json.dumps(body, allow_nan=False, separators=(",", ":")).encode()
