@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cprsdk.errors import CprError, LoadFailed, Overloaded, error_bytes
-from cprsdk.node.protocol import LENGTH, RESPONSE_HEAD, request_frame
+from cprsdk.node.dispatch import Dispatcher
+from cprsdk.node.protocol import LENGTH, RESPONSE_HEAD, read_report, request_frame
 from cprsdk.runtime.child import child_argv
 
 __all__ = ["WorkerPool", "WorkerSpec"]
@@ -37,11 +38,13 @@ class WorkerSpec:
     formatter: str | None = None
     formatter_args: tuple[tuple[str, Any], ...] = ()
     check: Callable[[], None] | None = field(default=None, compare=False)  # raises if the install changed
+    max_batch_size: int = 1  # instances one predict call may take (1: no batching)
+    max_batch_wait_ms: float = 0.0  # how long requests are collected while every worker is busy
 
     def argv(self) -> list[str]:
         spec = {"sites": list(self.sites), "prediction_class": self.prediction_class,
                 "model_dir": self.model_dir, "version": self.version, "formatter": self.formatter,
-                "formatter_args": dict(self.formatter_args)}
+                "formatter_args": dict(self.formatter_args), "max_batch_size": self.max_batch_size}
         return child_argv("cprsdk.node.worker:main", json.dumps(spec))
 
 
@@ -61,6 +64,8 @@ class Worker:
         self.pending: dict[int, asyncio.Future[tuple[int, bytes]]] = {}
         self._reader: asyncio.Task[None] | None = None
         self.exited = asyncio.Event()
+        self.on_idle: Callable[[Worker], None] | None = None  # called when its last pending answer arrives
+        self.on_report: Callable[[list[tuple[int, int]]], None] | None = None  # its batch reports
 
     async def start(self, load_timeout: float) -> None:
         if self.spec.check is not None:  # every start, replacements included: never run changed code
@@ -101,9 +106,15 @@ class Worker:
                 head = await stdout.readexactly(LENGTH.size)
                 payload = await stdout.readexactly(LENGTH.unpack(head)[0])
                 request_id, status = RESPONSE_HEAD.unpack_from(payload)
+                if request_id == 0:
+                    if self.on_report is not None:
+                        self.on_report(read_report(payload[RESPONSE_HEAD.size:]))
+                    continue
                 future = self.pending.pop(request_id, None)
                 if future is not None and not future.done():
                     future.set_result((status, payload[RESPONSE_HEAD.size:]))
+                if not self.pending and self.on_idle is not None:
+                    self.on_idle(self)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         code = await self.proc.wait()
@@ -124,6 +135,13 @@ class Worker:
         self.pending[request_id] = future
         self.proc.stdin.write(request_frame(request_id, mode, body))
         return future
+
+    def send_many(self, frames: list[tuple[int, int, bytes, asyncio.Future[tuple[int, bytes]]]]) -> None:
+        """Several requests in one write: (request id, mode, body, the future their answer resolves)."""
+        assert self.proc is not None and self.proc.stdin is not None
+        for request_id, _, _, future in frames:
+            self.pending[request_id] = future
+        self.proc.stdin.write(b"".join(request_frame(i, mode, body) for i, mode, body, _ in frames))
 
     @property
     def alive(self) -> bool:
@@ -163,10 +181,12 @@ class WorkerPool:
         self._closing = False
         self._watchers: list[asyncio.Task[None]] = []
         self.restarts = 0
+        self.dispatch = Dispatcher(workers=lambda: self.workers, version=spec.version,
+                                   max_batch_size=spec.max_batch_size, max_batch_wait_ms=spec.max_batch_wait_ms)
 
     @property
     def pending(self) -> int:
-        return sum(len(w.pending) for w in self.workers)
+        return sum(len(w.pending) for w in self.workers) + len(self.dispatch.queue)
 
     async def start(self) -> None:
         """Start every worker; raises :class:`LoadFailed` if the predictor does not load."""
@@ -199,23 +219,26 @@ class WorkerPool:
             self._watchers.append(asyncio.create_task(self._replace_when_exited(replacement)))
             return
 
-    async def predict(self, body: bytes, mode: int) -> tuple[int, bytes]:
+    async def predict(self, body: bytes, mode: int, *, instances: int = 1) -> tuple[int, bytes]:
         """The worker's (status, JSON body); 503 when the queue is full, 504 past the timeout."""
         live = [w for w in self.workers if w.alive]
         if not live:
             return 503, error_bytes(503, f"No worker of version {self.spec.version} is running; it is being restarted.")
         if self.pending >= self.max_pending:
             raise Overloaded(f"Version {self.spec.version} has {self.pending} requests waiting; try again shortly.")
-        worker = min(live, key=lambda w: len(w.pending))
         request_id = next(self._ids)
-        future = worker.send(request_id, mode, body)
+        future = self.dispatch.submit(request_id, mode, body, instances=instances)
         try:
             return await asyncio.wait_for(asyncio.shield(future), self.predict_timeout)
         except asyncio.TimeoutError:
-            worker.pending.pop(request_id, None)
-            log.error("prediction on %s/%s exceeded %g s; replacing its worker",
-                      self.spec.model, self.spec.version, self.predict_timeout)
-            worker.kill()
+            if self.dispatch.drop(request_id):  # still queued: every worker is busy with older requests
+                return 504, error_bytes(504, f"The prediction took longer than the {self.predict_timeout:g} s timeout.")
+            worker = next((w for w in self.workers if request_id in w.pending), None)
+            if worker is not None:
+                worker.pending.pop(request_id, None)
+                log.error("prediction on %s/%s exceeded %g s; replacing its worker",
+                          self.spec.model, self.spec.version, self.predict_timeout)
+                worker.kill()
             return 504, error_bytes(504, f"The prediction took longer than the {self.predict_timeout:g} s timeout.")
 
     async def close(self) -> None:
