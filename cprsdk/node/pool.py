@@ -244,6 +244,7 @@ class WorkerPool:
     async def close(self) -> None:
         """Drain: in-flight requests finish, then the workers end."""
         self._closing = True
+        self.dispatch.flush()  # requests still in the front queue are in flight too
         await asyncio.gather(*(w.close() for w in self.workers), return_exceptions=True)
         for task in self._watchers:
             task.cancel()
