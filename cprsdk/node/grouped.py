@@ -34,8 +34,11 @@ def mergeable(adapter: Adapter) -> bool:
     return isinstance(adapter, (CprAdapter, VertexAdapter, FrameworkAdapter))
 
 
-def pending(adapter: Adapter, request_id: int, mode: int, body: bytes) -> Pending | None:
-    """The request as a :class:`Pending`, or None when it must go alone (a body that fails its checks)."""
+def pending(adapter: Adapter, request_id: int, mode: int, body: bytes, *, keyed: bool = True) -> Pending | None:
+    """The request as a :class:`Pending`, or None when it must go alone (a body that fails its checks).
+
+    ``keyed=False`` leaves its kwargs key empty, for a request that has no other to be merged with.
+    """
     try:
         parsed = json.loads(body)
         instances, kwargs = split_request(parsed)
@@ -43,7 +46,8 @@ def pending(adapter: Adapter, request_id: int, mode: int, body: bytes) -> Pendin
             kwargs = {k: v for k, v in parsed.items() if k != "instances"}
         elif mode == MODE_VERTEX and isinstance(adapter, CprAdapter):
             kwargs = _parameters(parsed)
-        return Pending(request_id=request_id, mode=mode, instances=instances, key=kwargs_key(kwargs), body=parsed)
+        key = kwargs_key(kwargs) if keyed else ""
+        return Pending(request_id=request_id, mode=mode, instances=instances, key=key, body=parsed)
     except Exception:  # the request runs alone, and its own error reaches the client
         return None
 

@@ -38,6 +38,7 @@ __all__ = ["public_error", "public_text", "serve_frames"]
 _PATH = re.compile(r"(?<![\w:/.~-])(?:file://[^\s'\"(),;]+|~?(?:/[^\s'\"(),;:\[\]{}<>]+)+/?|[A-Za-z]:\\[^\s'\"(),;]+)")
 _MAX_CHARS = 500
 _CHUNK = 1 << 20
+_MAX_TAKE = 1024  # frames taken in one round at most (the front's max_pending bounds them anyway)
 
 
 def public_text(text: str) -> str:
@@ -106,7 +107,7 @@ def _read_waiting(fd: int, buffer: bytearray) -> list[Frame] | None:
     """Block until at least one frame is complete, then take every frame already waiting; None at end of input."""
     frames: list[Frame] = []
     while True:
-        ready = not frames or select.select([fd], [], [], 0)[0]
+        ready = not frames or (len(frames) < _MAX_TAKE and select.select([fd], [], [], 0)[0])
         if not ready:
             return frames
         chunk = os.read(fd, _CHUNK)
@@ -137,7 +138,8 @@ class _Batcher:
         out: list[bytes] = []
         waiting: list[Pending] = []
         for request_id, mode, body in frames:
-            item = pending(self.adapter, request_id, mode, body) if mode != MODE_RAW else None
+            item = None if mode == MODE_RAW else pending(self.adapter, request_id, mode, body,
+                                                         keyed=len(frames) > 1)
             if item is None:
                 out.append(response_frame(request_id, *_answer(self.adapter, body, mode, self.version)))
             else:
