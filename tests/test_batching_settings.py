@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -93,3 +94,52 @@ def test_an_idle_worker_never_waits_and_metrics_show_the_batches(tmp_path: Path)
     assert 'cprsdk_batch_requests_count{model="default",version="v1"} 5' in metrics
     assert 'cprsdk_batch_instances_sum{model="default",version="v1"} 10' in metrics
     assert 'cprsdk_batch_queue_wait_seconds_count{model="default",version="v1"} 5' in metrics
+
+
+def _post_all(url: str, bodies: list[dict[str, Any]]) -> list[tuple[int, Any, float]]:
+    """Each body POSTed from its own thread, started 0.3 s after the first; (status, answer, seconds) in order."""
+    results: list[tuple[int, Any, float]] = [(0, None, 0.0)] * len(bodies)
+
+    def post(index: int) -> None:
+        start = time.monotonic()
+        answer = http(url, "POST", "/v1/projects/p/models/default/versions/v1:predict",
+                      json.dumps(bodies[index]).encode())
+        results[index] = (answer.status, answer.json(), time.monotonic() - start)
+
+    threads = [threading.Thread(target=post, args=(i,)) for i in range(len(bodies))]
+    threads[0].start()
+    time.sleep(0.3)
+    for thread in threads[1:]:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def test_requests_queued_while_the_worker_is_busy_go_together_when_it_frees(tmp_path: Path) -> None:
+    project = copy_project("batching", tmp_path / "batching")
+    (project / "model" / "config.json").write_text(json.dumps({"delay": 1.0}))
+    with running_node(model_dir=project / "model", packages=[project], prediction_class="tagged.Tagged",
+                      max_batch_size=64, max_batch_wait_ms=20_000) as node:
+        results = _post_all(node.url, [{"instances": [n]} for n in range(6)])
+        metrics = http(node.url, "GET", "/metrics").data.decode()
+    assert [(s, a) for s, a, _ in results] == [(200, {"predictions": [float(n)]}) for n in range(6)]
+    assert max(t for _, _, t in results) < 10  # sent when the worker freed, long before the 20 s wait
+    assert 'cprsdk_batch_requests_count{model="default",version="v1"} 2' in metrics  # one call, then one for 5
+    assert 'cprsdk_batch_requests_bucket{model="default",version="v1",le="4"} 1' in metrics
+    assert 'cprsdk_batch_instances_sum{model="default",version="v1"} 6' in metrics
+
+
+def test_a_request_that_times_out_in_the_queue_is_a_504_and_the_node_recovers(tmp_path: Path) -> None:
+    project = copy_project("behaviours", tmp_path / "behaviours")
+    with running_node(model_dir=project / "model", packages=[project], prediction_class="hangs.Hangs",
+                      max_batch_size=8, max_batch_wait_ms=20_000, predict_timeout=1.5) as node:
+        results = _post_all(node.url, [{"instances": [30]}, {"instances": [0]}])
+        assert [s for s, _, _ in results] == [504, 504]
+        assert all("longer than the 1.5 s timeout" in a["error"]["message"] for _, a, _ in results)
+        deadline = time.monotonic() + 60
+        while (answer := http(node.url, "POST", "/v1/projects/p/models/default/versions/v1:predict",
+                              b'{"instances": [0]}')).status != 200:
+            assert time.monotonic() < deadline, answer.data
+            time.sleep(0.1)
+        assert answer.json() == {"predictions": ["woke"]}
