@@ -300,3 +300,31 @@ def test_20000_requests_from_64_clients_each_get_their_own_answer(recorder_node:
     calls_counted = re.search(r'cprsdk_batch_instances_count\{model="default",version="v1"\} (\d+)', metrics)
     assert calls_counted is not None and int(calls_counted.group(1)) == len(calls)
     assert 'cprsdk_batch_queue_wait_seconds_count{model="default",version="v1"} 20000' in metrics
+
+
+def test_under_load_only_the_marked_requests_fail(tmp_path: Path) -> None:
+    project = copy_project("batching", tmp_path / "project")
+    port = free_port()
+    args = ["--port", str(port), "--model-dir", str(project / "model"), "--package", str(project),
+            "--prediction-class", "faulty.Faulty", "--max-batch-size", "16", "--max-batch-wait-ms", "1"]
+    rng = random.Random(5)
+    requests: list[dict[str, Any]] = []
+    for n in range(3000):
+        instances: list[Any] = [n * 10 + i for i in range(rng.randint(1, 4))]
+        if n % 37 == 0:
+            instances.insert(rng.randrange(len(instances) + 1), rng.choice(["short", "raise"]))
+        requests.append({"instances": instances})
+    with cprsdk_serve(args, port=port, log=tmp_path / "serve.log", cwd=tmp_path):
+        answers = _load(port, requests, 64)
+        metrics = http(f"http://127.0.0.1:{port}", "GET", "/metrics").data.decode()
+    for number, body in enumerate(requests):
+        status, answer = answers[number]
+        if "short" in body["instances"]:
+            assert status == 500 and "outputs for" in answer["error"]["message"], answer
+        elif "raise" in body["instances"]:
+            assert (status, answer["error"]["message"]) == (422, "instance 'raise' is refused")
+        else:
+            assert (status, answer) == (200, {"predictions": [i * 2 for i in body["instances"]]})
+    merged = re.search(r'cprsdk_batch_requests_bucket\{model="default",version="v1",le="1"\} (\d+)', metrics)
+    total = re.search(r'cprsdk_batch_requests_count\{model="default",version="v1"\} (\d+)', metrics)
+    assert merged is not None and total is not None and int(merged.group(1)) < int(total.group(1))  # calls merged
