@@ -328,3 +328,12 @@ def test_under_load_only_the_marked_requests_fail(tmp_path: Path) -> None:
     merged = re.search(r'cprsdk_batch_requests_bucket\{model="default",version="v1",le="1"\} (\d+)', metrics)
     total = re.search(r'cprsdk_batch_requests_count\{model="default",version="v1"\} (\d+)', metrics)
     assert merged is not None and total is not None and int(merged.group(1)) < int(total.group(1))  # calls merged
+
+
+def test_a_sagemaker_module_is_never_merged_and_the_log_says_the_setting_has_no_effect(
+        styles: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    adapter = load_adapter("sm_full", styles / "model", paths=[styles])
+    frames = [(n, MODE_AIP, json.dumps({"instances": [[1.0, 2.0]]}).encode()) for n in range(1, 5)]
+    merged, reports = _serve(adapter, frames, tmp_path, max_batch_size=64)
+    assert merged == _serve(adapter, frames, tmp_path, max_batch_size=1)[0] and reports == []
+    assert "max batch size 64 has no effect: a sagemaker predictor" in capsys.readouterr().err

@@ -129,6 +129,9 @@ class _Batcher:
     def __init__(self, adapter: Any, version: str, max_batch_size: int) -> None:
         self.adapter, self.version, self.max_size = adapter, version, max_batch_size
         self.merges = max_batch_size > 1 and mergeable(adapter)
+        if max_batch_size > 1 and not self.merges:  # never ignore a setting silently
+            print(f"version {version}: max batch size {max_batch_size} has no effect: a {adapter.style} predictor "
+                  "takes each request's body itself, so its requests are never merged", file=sys.stderr, flush=True)
         self.calls: list[tuple[int, int]] = []  # (instances, requests) of each predict call, for the report
 
     def answer(self, frames: list[Frame]) -> bytes:
