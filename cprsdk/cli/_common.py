@@ -13,9 +13,9 @@ from typing import Any, TypeAlias
 from cprsdk.errors import ConfigError
 
 __all__ = [
-    "Command", "Subparsers", "add_command", "add_format_flag", "add_formatter_flags", "add_input_flags",
-    "add_local_files_flags", "add_quota_flags", "add_registry_flags", "err", "formatter", "formatter_fields",
-    "labels", "need", "read_bytes", "settings_flags",
+    "Command", "Subparsers", "add_batching_flags", "add_command", "add_format_flag", "add_formatter_flags",
+    "add_input_flags", "add_local_files_flags", "add_quota_flags", "add_registry_flags", "batching", "err",
+    "formatter", "formatter_fields", "labels", "need", "read_bytes", "settings_flags",
 ]
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -112,6 +112,26 @@ def add_formatter_flags(p: argparse.ArgumentParser) -> None:
                    help="canned output formatter for hook-style modules")
     p.add_argument("--formatter-args", metavar="JSON",
                    help='formatter arguments, e.g. \'{"num_preds": 3, "label": true}\'')
+
+
+def add_batching_flags(p: argparse.ArgumentParser, *, role: str) -> None:
+    p.add_argument("--max-batch-size", type=int, metavar="N",
+                   help=f"dynamic batching {role}: at most N instances per predict call; requests with equal "
+                        "keyword arguments are merged while every worker is busy (default: 1, off)")
+    p.add_argument("--max-batch-wait-ms", type=float, metavar="MS",
+                   help=f"dynamic batching {role}: how long requests are collected while every worker is busy "
+                        "(default: 0; an idle worker never waits)")
+
+
+def batching(args: argparse.Namespace) -> tuple[int | None, float | None]:
+    """``--max-batch-size`` and ``--max-batch-wait-ms``, checked (None: not given)."""
+    from cprsdk.registry.manifest import batching_settings
+
+    try:
+        return batching_settings(getattr(args, "max_batch_size", None), getattr(args, "max_batch_wait_ms", None),
+                                 size_name="--max-batch-size", wait_name="--max-batch-wait-ms")
+    except ValueError as exc:
+        raise ConfigError(str(exc), hint="Nothing was changed; run the command again with valid values.") from None
 
 
 def add_input_flags(p: argparse.ArgumentParser) -> None:

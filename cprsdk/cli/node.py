@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from cprsdk.cli._common import (
     Subparsers,
+    add_batching_flags,
     add_command,
     add_formatter_flags,
     add_input_flags,
@@ -58,12 +59,13 @@ def _local_settings(args: argparse.Namespace, settings: Settings, work: Path) ->
 def _serve_options(args: argparse.Namespace, settings: Settings, local: Settings | None) -> ServeOptions:
     import os
 
-    from cprsdk.cli._common import formatter
+    from cprsdk.cli._common import batching, formatter
     from cprsdk.node.lifecycle import LifecyclePolicy
     from cprsdk.node.management import read_token
     from cprsdk.node.server import ServeOptions
 
     output_formatter, formatter_args = formatter(args)
+    batch_size, batch_wait = batching(args)
     return ServeOptions(
         host=args.host or ("0.0.0.0" if _env_port() else "127.0.0.1"),  # a container is reached from outside
         port=args.port or _env_port() or 8080, workers=args.workers,
@@ -72,6 +74,7 @@ def _serve_options(args: argparse.Namespace, settings: Settings, local: Settings
         poll_interval=args.poll_interval, registry=settings.registry, local=local,
         model=args.model, version=args.version_name,
         output_formatter=output_formatter, formatter_args=formatter_args or {},
+        max_batch_size=batch_size or 1, max_batch_wait_ms=batch_wait or 0.0,
         health_route=os.environ.get("AIP_HEALTH_ROUTE"), predict_route=os.environ.get("AIP_PREDICT_ROUTE"),
         admin_token=read_token(args.admin_token_file), allowed_prefixes=tuple(args.allow_uri_prefix or ()),
         lifecycle=LifecyclePolicy(backoff_initial=min(1.0, args.restart_backoff_max),
@@ -137,6 +140,7 @@ def _add_serve_parser(sub: Subparsers) -> None:
     p.add_argument("--model", default="default", help="single-version mode: model name (default: default)")
     p.add_argument("--version", dest="version_name", default="v1", help="single-version mode: version (default: v1)")
     add_formatter_flags(p)
+    add_batching_flags(p, role="for versions that set none")
 
 
 # ------------------------------------------------------------------ predict

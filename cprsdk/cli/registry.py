@@ -5,16 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cprsdk.cli._common import (
     Command,
     Subparsers,
+    add_batching_flags,
     add_command,
     add_formatter_flags,
     add_local_files_flags,
     add_quota_flags,
     add_registry_flags,
+    batching,
     err,
     formatter_fields,
     labels,
@@ -54,8 +56,13 @@ def _deploy_request(args: argparse.Namespace) -> DeployRequest:
         origin=args.origin, package_uris=tuple(u for u in (args.package_uris or "").split(",") if u),
         set_default=args.set_default, description=args.description or "",
         runtime_version=args.runtime_version, python_version=args.python_version, labels=labels(args.labels),
-        extra=formatter_fields(args),
+        extra={**formatter_fields(args), **_batching_fields(args)},
     )
+
+
+def _batching_fields(args: argparse.Namespace) -> dict[str, Any]:
+    size, wait = batching(args)
+    return {k: v for k, v in (("maxBatchSize", size), ("maxBatchWaitMs", wait)) if v is not None}
 
 
 def _print_deployed(result: DeployResult, state: str) -> None:
@@ -130,6 +137,7 @@ def _add_deploy_parser(sub: Subparsers) -> None:
     p.add_argument("--labels", metavar="K=V,...", help="labels recorded in the manifest")
     p.add_argument("--set-default", action="store_true", help="make this version the model's default")
     add_formatter_flags(p)
+    add_batching_flags(p, role="of this version")
     add_quota_flags(p)
     p.add_argument("--wait", action="store_true", help="wait until the node at --endpoint reports READY or FAILED")
     p.add_argument("--endpoint", metavar="URL", help="the prediction node to ask, with --wait")

@@ -23,7 +23,7 @@ from cprsdk.errors import CprError, Overloaded, RequestError, error_bytes
 from cprsdk.node.jobs import JobRoutes
 from cprsdk.node.logthrottle import LogThrottle
 from cprsdk.node.management import Management
-from cprsdk.node.metrics import Metrics
+from cprsdk.node.metrics import Metrics, render_batches
 from cprsdk.node.protocol import MODE_AIP, MODE_RAW, MODE_VERTEX, raw_body, split_raw
 from cprsdk.node.routes import match_route
 from cprsdk.node.versions import VersionManager
@@ -179,7 +179,7 @@ class Node:
         target = self.manager.ready_version(model, version)
         assert target.pool is not None
         try:
-            status, answer = await target.pool.predict(body, mode)
+            status, answer = await target.pool.predict(body, mode, instances=len(parsed["instances"]))
         except Overloaded as exc:
             return _error(exc)
         return _Response(status, answer)
@@ -352,7 +352,10 @@ class Node:
         return _Response(200 if ready else 503, json.dumps(body).encode())
 
     async def metrics(self, scope: Scope, receive: Receive) -> _Response:
-        return _Response(200, self.stats.render(self._gauges), b"text/plain; version=0.0.4")
+        batches = render_batches(({"model": m, "version": v}, version.pool.dispatch.stats)
+                                 for (m, v), version in sorted(self.manager.versions.items())
+                                 if version.pool is not None and version.pool.dispatch.batching)
+        return _Response(200, self.stats.render(self._gauges) + batches, b"text/plain; version=0.0.4")
 
     def _gauges(self) -> Iterable[tuple[str, str, dict[str, str], float]]:
         versions = sorted(self.manager.versions.items())

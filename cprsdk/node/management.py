@@ -155,6 +155,7 @@ class Management:
         if not isinstance(packages, list) or not (packages or framework_only):
             raise RequestError("packageUris must be a non-empty list of sdist URIs.")
         uris = tuple(self.check_uri("packageUris", u) for u in packages)
+        _check_batching(body)
         if not body.get("predictionClass") and not framework_only:
             raise RequestError("predictionClass is required, e.g. predictor.MyPredictor "
                                "(or framework SCIKIT_LEARN / XGBOOST for a model file alone).")
@@ -205,6 +206,16 @@ class Management:
         if op_id not in self.operations:
             raise RequestError(f"Operation {op_id!r} is not known to this node.", status_code=404)
         return self.operations[op_id].resource()
+
+
+def _check_batching(body: dict[str, Any]) -> None:
+    """A 400 naming the field when ``maxBatchSize`` or ``maxBatchWaitMs`` is not a valid value."""
+    from cprsdk.registry.manifest import batching_settings
+
+    try:
+        batching_settings(body.get("maxBatchSize"), body.get("maxBatchWaitMs"))
+    except ValueError as exc:
+        raise RequestError(str(exc), hint="Send the version again with valid batching fields.") from None
 
 
 def drop_oldest(records: dict[str, Any], limit: int, finished: Callable[[Any], bool]) -> None:

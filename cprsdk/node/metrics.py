@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 
-__all__ = ["Metrics"]
+__all__ = ["SIZE_BUCKETS", "WAIT_BUCKETS", "BatchStats", "Histogram", "Metrics", "render_batches"]
 
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -60,3 +60,67 @@ class Metrics:
                 seen.add(name)
             lines.append(f"{name}{_labels(**labels)} {value:g}")
         return ("\n".join(lines) + "\n").encode()
+
+
+SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+WAIT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+
+class Histogram:
+    """A Prometheus histogram: counts per upper bound, their sum and count."""
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * len(bounds)
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, value: float) -> None:
+        self.sum += value
+        self.count += 1
+        for i, bound in enumerate(self.bounds):
+            if value <= bound:
+                self.counts[i] += 1
+                break
+
+    def lines(self, name: str, labels: dict[str, str]) -> list[str]:
+        out, running = [], 0
+        for bound, count in zip(self.bounds, self.counts, strict=True):
+            running += count
+            out.append(f"{name}_bucket{_labels(**labels, le=f'{bound:g}')} {running}")
+        out.append(f"{name}_bucket{_labels(**labels, le='+Inf')} {self.count}")
+        out.append(f"{name}_sum{_labels(**labels)} {self.sum:.6g}")
+        out.append(f"{name}_count{_labels(**labels)} {self.count}")
+        return out
+
+
+class BatchStats:
+    """One version's batching figures: each predict call's instances and requests, and each request's queue wait."""
+
+    def __init__(self) -> None:
+        self.instances = Histogram(SIZE_BUCKETS)
+        self.requests = Histogram(SIZE_BUCKETS)
+        self.wait = Histogram(WAIT_BUCKETS)
+
+    def record_calls(self, calls: Iterable[tuple[int, int]]) -> None:
+        for instances, requests in calls:
+            self.instances.observe(instances)
+            self.requests.observe(requests)
+
+
+_BATCH_HELP = (("cprsdk_batch_instances", "instances", "Instances per predict call of a version with batching."),
+               ("cprsdk_batch_requests", "requests", "Requests per predict call of a version with batching."),
+               ("cprsdk_batch_queue_wait_seconds", "wait",
+                "Time a request of a version with batching waited in the node's queue before it was sent to a "
+                "worker."))
+
+
+def render_batches(versions: Iterable[tuple[dict[str, str], BatchStats]]) -> bytes:
+    """The batching histograms of every version with batching on, in the exposition format."""
+    items = list(versions)
+    lines: list[str] = []
+    for name, attribute, help_text in _BATCH_HELP:
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} histogram"]
+        for labels, stats in items:
+            lines += getattr(stats, attribute).lines(name, labels)
+    return ("\n".join(lines) + "\n").encode() if items else b""

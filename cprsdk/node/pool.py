@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cprsdk.errors import CprError, LoadFailed, Overloaded, WorkersUnavailable, error_bytes
+from cprsdk.node.dispatch import Dispatcher
 from cprsdk.node.lifecycle import LifecyclePolicy, RestartSchedule, ServingState
 from cprsdk.node.logthrottle import LogThrottle
-from cprsdk.node.protocol import LENGTH, RESPONSE_HEAD, request_frame
+from cprsdk.node.protocol import LENGTH, RESPONSE_HEAD, read_report, request_frame
 from cprsdk.runtime.child import child_argv
 
 __all__ = ["WorkerPool", "WorkerSpec"]
@@ -40,11 +41,13 @@ class WorkerSpec:
     formatter: str | None = None
     formatter_args: tuple[tuple[str, Any], ...] = ()
     check: Callable[[], None] | None = field(default=None, compare=False)  # raises if the install changed
+    max_batch_size: int = 1  # instances one predict call may take (1: no batching)
+    max_batch_wait_ms: float = 0.0  # how long requests are collected while every worker is busy
 
     def argv(self) -> list[str]:
         spec = {"sites": list(self.sites), "prediction_class": self.prediction_class,
                 "model_dir": self.model_dir, "version": self.version, "formatter": self.formatter,
-                "formatter_args": dict(self.formatter_args)}
+                "formatter_args": dict(self.formatter_args), "max_batch_size": self.max_batch_size}
         return child_argv("cprsdk.node.worker:main", json.dumps(spec))
 
 
@@ -64,6 +67,8 @@ class Worker:
         self.pending: dict[int, asyncio.Future[tuple[int, bytes]]] = {}
         self._reader: asyncio.Task[None] | None = None
         self.exited = asyncio.Event()
+        self.on_idle: Callable[[Worker], None] | None = None  # called when its last pending answer arrives
+        self.on_report: Callable[[list[tuple[int, int]]], None] | None = None  # its batch reports
 
     async def start(self, load_timeout: float) -> None:
         if self.spec.check is not None:  # every start, replacements included: never run changed code
@@ -104,9 +109,15 @@ class Worker:
                 head = await stdout.readexactly(LENGTH.size)
                 payload = await stdout.readexactly(LENGTH.unpack(head)[0])
                 request_id, status = RESPONSE_HEAD.unpack_from(payload)
+                if request_id == 0:
+                    if self.on_report is not None:
+                        self.on_report(read_report(payload[RESPONSE_HEAD.size:]))
+                    continue
                 future = self.pending.pop(request_id, None)
                 if future is not None and not future.done():
                     future.set_result((status, payload[RESPONSE_HEAD.size:]))
+                if not self.pending and self.on_idle is not None:
+                    self.on_idle(self)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         code = await self.proc.wait()
@@ -127,6 +138,13 @@ class Worker:
         self.pending[request_id] = future
         self.proc.stdin.write(request_frame(request_id, mode, body))
         return future
+
+    def send_many(self, frames: list[tuple[int, int, bytes, asyncio.Future[tuple[int, bytes]]]]) -> None:
+        """Several requests in one write: (request id, mode, body, the future their answer resolves)."""
+        assert self.proc is not None and self.proc.stdin is not None
+        for request_id, _, _, future in frames:
+            self.pending[request_id] = future
+        self.proc.stdin.write(b"".join(request_frame(i, mode, body) for i, mode, body, _ in frames))
 
     @property
     def alive(self) -> bool:
@@ -178,10 +196,12 @@ class WorkerPool:
         self._throttle = LogThrottle(log, interval=self.policy.log_interval)
         self.schedule = RestartSchedule(self.policy, name=f"{spec.model}/{spec.version}", on_change=self._notify,
                                         throttle=self._throttle)
+        self.dispatch = Dispatcher(workers=self._live, version=spec.version,
+                                   max_batch_size=spec.max_batch_size, max_batch_wait_ms=spec.max_batch_wait_ms)
 
     @property
     def pending(self) -> int:
-        return sum(len(w.pending) for w in self.workers)
+        return sum(len(w.pending) for w in self.workers) + len(self.dispatch.queue)
 
     @property
     def serving_state(self) -> ServingState:
@@ -241,6 +261,7 @@ class WorkerPool:
             await replacement.close()
             return
         self._notify()
+        self.dispatch.flush()  # what queued while no worker ran goes to the new one
         self._watch(self._replace_when_exited(replacement))
 
     async def _start_replacement(self) -> Worker | None:
@@ -293,24 +314,26 @@ class WorkerPool:
                                      retry_after=self.schedule.retry_in(),
                                      hint="Retry after Retry-After seconds; the node's log has the cause.")
 
-    async def predict(self, body: bytes, mode: int) -> tuple[int, bytes]:
+    async def predict(self, body: bytes, mode: int, *, instances: int = 1) -> tuple[int, bytes]:
         """The worker's (status, JSON body); 503 when the queue is full, 504 past the timeout."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.predict_timeout  # counted from arrival, waiting for a worker included
         if self.pending + self.waiting >= self.max_pending:
             raise Overloaded(f"Version {self.spec.version} has {self.pending + self.waiting} requests waiting; "
                              "try again shortly.", retry_after=1)
-        worker = await self._live_worker(deadline)
-        if worker is None:
+        if await self._live_worker(deadline) is None:
             return 504, error_bytes(504, f"No worker of version {self.spec.version} was running within the "
                                          f"{self.predict_timeout:g} s timeout (it is being replaced).")
         request_id = next(self._ids)
-        future = worker.send(request_id, mode, body)
+        future = self.dispatch.submit(request_id, mode, body, instances=instances)
         sent = loop.time()
         try:
             return await asyncio.wait_for(asyncio.shield(future), deadline - sent)
         except asyncio.TimeoutError:
-            self._overdue(worker, request_id, future, sent)
+            if not self.dispatch.drop(request_id):  # sent (not still queued behind busy workers)
+                worker = next((w for w in self.workers if request_id in w.pending), None)
+                if worker is not None:
+                    self._overdue(worker, request_id, future, sent)
             return 504, error_bytes(504, f"The prediction took longer than the {self.predict_timeout:g} s timeout.")
 
     def _overdue(self, worker: Worker, request_id: int, future: asyncio.Future[tuple[int, bytes]],
@@ -354,6 +377,7 @@ class WorkerPool:
         """Drain: in-flight requests finish, then the workers end."""
         self._closing = True
         self._notify()
+        self.dispatch.flush(or_fail=True)  # requests still in the front queue are in flight too
         await asyncio.gather(*(w.close() for w in self.workers), return_exceptions=True)
         tasks = list(self._watchers)
         for task in tasks:

@@ -48,6 +48,8 @@ class ServeOptions:
     predict_route: str | None = None
     output_formatter: str | None = None
     formatter_args: dict[str, Any] = field(default_factory=dict)
+    max_batch_size: int = 1  # dynamic batching for versions whose manifest sets none (1: off)
+    max_batch_wait_ms: float = 0.0
     max_records: int = 1000  # operations and finished batch jobs the node keeps in memory (the newest)
     lifecycle: LifecyclePolicy = LifecyclePolicy()  # worker restarts: backoff, crash loops, log rate
 
@@ -58,6 +60,7 @@ def build_node(options: ServeOptions) -> Node:
         registry=None if options.local else Registry(options.registry), workers=options.workers,
         predict_timeout=options.predict_timeout, load_timeout=options.load_timeout, max_pending=options.max_pending,
         lifecycle=options.lifecycle,
+        max_batch_size=options.max_batch_size, max_batch_wait_ms=options.max_batch_wait_ms,
     )
     startup: Callable[[VersionManager], Awaitable[None]]
     if options.local is not None:

@@ -80,7 +80,8 @@ class VersionManager:
 
     def __init__(self, *, registry: Registry | None = None, workers: int = 1, predict_timeout: float = 60.0,
                  load_timeout: float = 600.0, max_pending: int = 256, cache: Path | None = None,
-                 lifecycle: LifecyclePolicy | None = None) -> None:
+                 lifecycle: LifecyclePolicy | None = None, max_batch_size: int = 1,
+                 max_batch_wait_ms: float = 0.0) -> None:
         self.registry = registry
         self.lifecycle = lifecycle or LifecyclePolicy()
         self.workers = workers
@@ -88,6 +89,8 @@ class VersionManager:
         self.load_timeout = load_timeout
         self.max_pending = max_pending
         self.cache = cache or cache_dir()
+        self.max_batch_size = max_batch_size  # for versions whose manifest sets none
+        self.max_batch_wait_ms = max_batch_wait_ms
         self.versions: dict[tuple[str, str], Version] = {}
         self.defaults: dict[str, str | None] = {}  # what the registry says
         self.routing: dict[str, str] = {}  # where traffic goes: the last default that became READY
@@ -165,7 +168,8 @@ class VersionManager:
             resolved = await asyncio.to_thread(resolve)
             spec = WorkerSpec(version.model, version.name, tuple(str(p) for p in resolved.sites),
                               resolved.prediction_class, str(resolved.model_dir), resolved.output_formatter,
-                              tuple(sorted(resolved.formatter_args.items())), check=resolved.verify)
+                              tuple(sorted(resolved.formatter_args.items())), check=resolved.verify,
+                              **self._batching(version.manifest))
             pool = WorkerPool(spec, size=self.workers, max_pending=self.max_pending,
                               predict_timeout=self.predict_timeout, load_timeout=self.load_timeout,
                               policy=self.lifecycle)
@@ -182,6 +186,12 @@ class VersionManager:
         version.pool, version.state, version.ready_time = pool, "READY", time.monotonic()
         log.info("version %s/%s: READY in %.1f s", version.model, version.name, time.monotonic() - start)
         self._update_routing()
+
+    def _batching(self, manifest: Manifest) -> dict[str, Any]:
+        """The version's batching settings: its manifest's, else the node's defaults."""
+        size = manifest.max_batch_size if manifest.max_batch_size is not None else self.max_batch_size
+        wait = manifest.max_batch_wait_ms if manifest.max_batch_wait_ms is not None else self.max_batch_wait_ms
+        return {"max_batch_size": size, "max_batch_wait_ms": wait}
 
     async def _retire(self, version: Version) -> None:
         version.state = "DELETING"

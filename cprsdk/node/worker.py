@@ -10,13 +10,26 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import signal
 import sys
 import traceback
-from typing import Any, BinaryIO
+from collections.abc import Callable
+from typing import Any
 
 from cprsdk.errors import CprError, PredictionError, RequestError, error_bytes
-from cprsdk.node.protocol import LENGTH, MODE_RAW, MODE_VERTEX, REQUEST_HEAD, raw_body, response_frame, split_raw
+from cprsdk.node.batching import Pending, plan
+from cprsdk.node.grouped import mergeable, pending, run_alone, run_merged
+from cprsdk.node.protocol import (
+    LENGTH,
+    MODE_RAW,
+    MODE_VERTEX,
+    REQUEST_HEAD,
+    raw_body,
+    report_frame,
+    response_frame,
+    split_raw,
+)
 from cprsdk.runtime.child import enter
 
 __all__ = ["public_error", "public_text", "serve_frames"]
@@ -24,6 +37,8 @@ __all__ = ["public_error", "public_text", "serve_frames"]
 # An absolute path (file://..., POSIX, ~/..., or C:\\...) that is not part of a URL or a relative path.
 _PATH = re.compile(r"(?<![\w:/.~-])(?:file://[^\s'\"(),;]+|~?(?:/[^\s'\"(),;:\[\]{}<>]+)+/?|[A-Za-z]:\\[^\s'\"(),;]+)")
 _MAX_CHARS = 500
+_CHUNK = 1 << 20
+_MAX_TAKE = 1024  # frames taken in one round at most (the front's max_pending bounds them anyway)
 
 
 def public_text(text: str) -> str:
@@ -52,11 +67,10 @@ def _raw(adapter: Any, body: bytes) -> tuple[int, bytes]:
     return 200, raw_body(content_type.encode(), answer)
 
 
-def _answer(adapter: Any, body: bytes, mode: int, version: str) -> tuple[int, bytes]:
+def _guard(run: Callable[[], bytes]) -> tuple[int, bytes]:
+    """(200, what ``run`` returns), or the error response for what it raised."""
     try:
-        if mode == MODE_RAW:
-            return _raw(adapter, body)
-        return 200, adapter.handle_json(json.loads(body), vertex=mode == MODE_VERTEX, version=version)
+        return 200, run()
     except CprError as exc:
         exact = isinstance(exc, (PredictionError, RequestError))
         return _error(exc.status_code, public_text(exc.message) if exact else public_error(exc))
@@ -65,23 +79,100 @@ def _answer(adapter: Any, body: bytes, mode: int, version: str) -> tuple[int, by
         return _error(500, f"Prediction failed: {public_error(exc)}")
 
 
-def _read_exactly(stream: BinaryIO, size: int) -> bytes | None:
-    data = stream.read(size)
-    return data if data is not None and len(data) == size else None
+def _answer(adapter: Any, body: bytes, mode: int, version: str) -> tuple[int, bytes]:
+    if mode == MODE_RAW:
+        return _guard(lambda: _raw(adapter, body)[1])
+    return _guard(lambda: adapter.handle_json(json.loads(body), vertex=mode == MODE_VERTEX, version=version))
 
 
-def serve_frames(predictor: Any, version: str, inp: BinaryIO, out_fd: int) -> None:
-    """Answer request frames until the input closes."""
+Frame = tuple[int, int, bytes]  # request id, mode, body
+
+
+def _take_frames(buffer: bytearray) -> list[Frame]:
+    """Every complete request frame at the start of ``buffer``, removed from it."""
+    frames, offset = [], 0
+    while len(buffer) - offset >= LENGTH.size:
+        (size,) = LENGTH.unpack_from(buffer, offset)
+        end = offset + LENGTH.size + size
+        if len(buffer) < end:
+            break
+        request_id, mode = REQUEST_HEAD.unpack_from(buffer, offset + LENGTH.size)
+        frames.append((request_id, mode, bytes(buffer[offset + LENGTH.size + REQUEST_HEAD.size:end])))
+        offset = end
+    del buffer[:offset]
+    return frames
+
+
+def _read_waiting(fd: int, buffer: bytearray) -> list[Frame] | None:
+    """Block until at least one frame is complete, then take every frame already waiting; None at end of input."""
+    frames: list[Frame] = []
     while True:
-        head = _read_exactly(inp, LENGTH.size)
-        if head is None:
+        ready = not frames or (len(frames) < _MAX_TAKE and select.select([fd], [], [], 0)[0])
+        if not ready:
+            return frames
+        chunk = os.read(fd, _CHUNK)
+        if not chunk:
+            return frames or None
+        buffer += chunk
+        frames += _take_frames(buffer)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+class _Batcher:
+    """Answers the frames taken together, merging the mergeable ones into shared predict calls."""
+
+    def __init__(self, adapter: Any, version: str, max_batch_size: int) -> None:
+        self.adapter, self.version, self.max_size = adapter, version, max_batch_size
+        self.merges = max_batch_size > 1 and mergeable(adapter)
+        if max_batch_size > 1 and not self.merges:  # never ignore a setting silently
+            print(f"version {version}: max batch size {max_batch_size} has no effect: a {adapter.style} predictor "
+                  "takes each request's body itself, so its requests are never merged", file=sys.stderr, flush=True)
+        self.calls: list[tuple[int, int]] = []  # (instances, requests) of each predict call, for the report
+
+    def answer(self, frames: list[Frame]) -> bytes:
+        if not self.merges:
+            return b"".join(response_frame(i, *_answer(self.adapter, body, mode, self.version))
+                            for i, mode, body in frames)
+        out: list[bytes] = []
+        waiting: list[Pending] = []
+        for request_id, mode, body in frames:
+            item = None if mode == MODE_RAW else pending(self.adapter, request_id, mode, body,
+                                                         keyed=len(frames) > 1)
+            if item is None:
+                out.append(response_frame(request_id, *_answer(self.adapter, body, mode, self.version)))
+            else:
+                waiting.append(item)
+        for group in plan(waiting, max_size=self.max_size):
+            out += self._group(group)
+        if self.calls:
+            out.append(report_frame(self.calls))
+            self.calls = []
+        return b"".join(out)
+
+    def _group(self, group: list[Pending]) -> list[bytes]:
+        self.calls.append((sum(r.count for r in group), len(group)))
+        answers = run_merged(self.adapter, group, self.version, _guard) if len(group) > 1 else None
+        if answers is None:
+            if len(group) > 1:
+                self.calls += [(r.count, 1) for r in group]
+            answers = [run_alone(self.adapter, r, self.version, _guard) for r in group]
+        return [response_frame(r.request_id, *a) for r, a in zip(group, answers, strict=True)]
+
+
+def serve_frames(predictor: Any, version: str, in_fd: int, out_fd: int, *, max_batch_size: int = 1) -> None:
+    """Answer request frames until the input closes: every frame waiting is taken, and answered in one write."""
+    batcher = _Batcher(predictor, version, max_batch_size)
+    buffer = bytearray()
+    while True:
+        frames = _read_waiting(in_fd, buffer)
+        if frames is None:
             return
-        payload = _read_exactly(inp, LENGTH.unpack(head)[0])
-        if payload is None:
-            return
-        request_id, mode = REQUEST_HEAD.unpack_from(payload)
-        status, body = _answer(predictor, payload[REQUEST_HEAD.size:], mode, version)
-        os.write(out_fd, response_frame(request_id, status, body))
+        _write_all(out_fd, batcher.answer(frames))
 
 
 def _load(spec: dict[str, Any]) -> Any:
@@ -117,6 +208,7 @@ def main() -> None:
         sys.stderr.flush()
         os._exit(3)
     os.write(out_fd, response_frame(0, 200, b"{}"))
-    serve_frames(predictor, spec["version"], sys.stdin.buffer, out_fd)
+    serve_frames(predictor, spec["version"], sys.stdin.fileno(), out_fd,
+                 max_batch_size=int(spec.get("max_batch_size") or 1))
     sys.stderr.flush()
     os._exit(0)

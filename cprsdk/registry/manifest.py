@@ -24,12 +24,12 @@ from typing import Any
 from cprsdk.errors import ManifestError
 from cprsdk.storage import Store, open_store
 
-__all__ = ["Artifact", "Manifest"]
+__all__ = ["Artifact", "Manifest", "batching_settings"]
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _KNOWN = ("kind", "schemaVersion", "model", "name", "description", "deploymentUri", "files", "packageUris",
           "packages", "predictionClass", "runtimeVersion", "pythonVersion", "labels", "createTime", "deployId",
-          "outputFormatter", "formatterArgs", "framework")
+          "outputFormatter", "formatterArgs", "framework", "maxBatchSize", "maxBatchWaitMs")
 
 
 def _need(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str, *,
@@ -47,6 +47,26 @@ def _need(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...], wher
 def _names(kind: type | tuple[type, ...]) -> str:
     kinds = kind if isinstance(kind, tuple) else (kind,)
     return " or ".join(k.__name__ for k in kinds)
+
+
+def batching_settings(size: Any, wait_ms: Any, *, size_name: str = "maxBatchSize",
+                      wait_name: str = "maxBatchWaitMs") -> tuple[int | None, float | None]:
+    """Checked batching settings (None: not given); ValueError names the field and the accepted values."""
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+        raise ValueError(f"{size_name} is {size!r}; it must be a whole number of instances, at least 1 "
+                         "(1 turns batching off).")
+    if wait_ms is not None and (isinstance(wait_ms, bool) or not isinstance(wait_ms, (int, float))
+                                or not 0 <= wait_ms <= 60_000):
+        raise ValueError(f"{wait_name} is {wait_ms!r}; it must be a number of milliseconds from 0 to 60000.")
+    return size, None if wait_ms is None else float(wait_ms)
+
+
+def _batching(data: Mapping[str, Any], where: str) -> dict[str, Any]:
+    try:
+        size, wait = batching_settings(data.get("maxBatchSize"), data.get("maxBatchWaitMs"))
+    except ValueError as exc:
+        raise ManifestError(f"{where}: {exc}", hint="Deploy the version again with valid batching flags.") from None
+    return {"max_batch_size": size, "max_batch_wait_ms": wait}
 
 
 def safe_relpath(path: str, where: str) -> PurePosixPath:
@@ -114,6 +134,8 @@ class Manifest:
     deploy_id: str = ""
     output_formatter: str | None = None
     formatter_args: Mapping[str, Any] = field(default_factory=dict)
+    max_batch_size: int | None = None  # dynamic batching: instances per predict call (None: the node's default)
+    max_batch_wait_ms: float | None = None  # how long requests are collected while every worker is busy
     schema_version: int = 1
     extra: Mapping[str, Any] = field(default_factory=dict)  # fields this release does not know, kept as stored
 
@@ -144,6 +166,7 @@ class Manifest:
             output_formatter=_need(data, "outputFormatter", str, where),
             formatter_args=_need(data, "formatterArgs", dict, where, default={}),
             schema_version=_need(data, "schemaVersion", int, where, default=1),
+            **_batching(data, where),
             extra={k: v for k, v in data.items() if k not in _KNOWN and k != "isDefault"},
         )
 
@@ -176,6 +199,8 @@ class Manifest:
             "createTime": self.create_time,
             "deployId": self.deploy_id,
             **({"framework": self.framework} if self.framework else {}),
+            **({"maxBatchSize": self.max_batch_size} if self.max_batch_size is not None else {}),
+            **({"maxBatchWaitMs": self.max_batch_wait_ms} if self.max_batch_wait_ms is not None else {}),
             **({"outputFormatter": self.output_formatter, "formatterArgs": dict(self.formatter_args)}
                if self.output_formatter else {}),
         }

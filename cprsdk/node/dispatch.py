@@ -1,0 +1,119 @@
+"""Sending requests to a version's workers: at once to an idle worker, else collected into one write.
+
+Without batching (``max_batch_size`` 1), every request is written at once to the live worker with
+the fewest requests pending, as it always was.
+
+With batching, a request goes at once to an idle worker (none pending), so at concurrency 1 there
+is no waiting at all. While every worker is busy, requests wait in this front queue until one of:
+
+- a worker becomes idle (its last pending answer arrives): the whole queue goes to it;
+- the queue holds ``max_batch_size`` instances or more: it goes to the least-loaded live worker;
+- ``max_batch_wait_ms`` has passed since the first of them arrived: likewise.
+
+The queue is sent as one write; the worker takes every frame waiting on its pipe and merges what it
+may (``worker.py``, ``batching.py``). Each request's time in this queue is recorded in
+:class:`~cprsdk.node.metrics.BatchStats`, as are the worker's reports of its predict calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from cprsdk.errors import error_bytes
+from cprsdk.node.metrics import BatchStats
+
+if TYPE_CHECKING:
+    from cprsdk.node.pool import Worker
+
+__all__ = ["Dispatcher"]
+
+Answer = asyncio.Future[tuple[int, bytes]]
+
+
+@dataclass(frozen=True)
+class _Queued:
+    request_id: int
+    mode: int
+    body: bytes
+    instances: int
+    future: Answer
+    since: float
+
+
+class Dispatcher:
+    """The front queue of one version's pool (see the module docstring)."""
+
+    def __init__(self, *, workers: Callable[[], list[Worker]], version: str, max_batch_size: int,
+                 max_batch_wait_ms: float) -> None:
+        self.workers = workers
+        self.version = version
+        self.max_size = max_batch_size
+        self.wait = max_batch_wait_ms / 1000.0
+        self.stats = BatchStats()
+        self.queue: list[_Queued] = []
+        self._instances = 0
+        self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def batching(self) -> bool:
+        return self.max_size > 1
+
+    def submit(self, request_id: int, mode: int, body: bytes, *, instances: int) -> Answer:
+        """Send the request (now or with the next batch); the future resolves to the worker's answer."""
+        live = [w for w in self.workers() if w.alive]
+        if not self.batching:
+            return min(live, key=lambda w: len(w.pending)).send(request_id, mode, body)
+        future: Answer = asyncio.get_running_loop().create_future()
+        self.queue.append(_Queued(request_id, mode, body, instances, future, time.perf_counter()))
+        self._instances += instances
+        idle = next((w for w in live if not w.pending), None)
+        if idle is not None or self._instances >= self.max_size:
+            self.flush(idle)
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.wait, self.flush)
+        return future
+
+    def flush(self, worker: Worker | None = None, *, or_fail: bool = False) -> None:
+        """Send the whole queue in one write, to ``worker`` or else the least-loaded live worker.
+
+        With no live worker the queue waits for the replacement (the pool flushes again when it
+        starts; each request's own timeout still runs), or with ``or_fail`` (the pool closes) gets 503.
+        """
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self.queue:
+            return
+        if worker is None or not worker.alive:
+            live = [w for w in self.workers() if w.alive]
+            if not live:
+                if or_fail:
+                    self._fail(self.queue)
+                    self.queue, self._instances = [], 0
+                return
+            worker = min(live, key=lambda w: len(w.pending))
+        items, self.queue, self._instances = self.queue, [], 0
+        worker.on_idle, worker.on_report = self.flush, self.stats.record_calls
+        now = time.perf_counter()
+        for item in items:
+            self.stats.wait.observe(now - item.since)
+        worker.send_many([(i.request_id, i.mode, i.body, i.future) for i in items])
+
+    def _fail(self, items: list[_Queued]) -> None:
+        body = error_bytes(503, f"Version {self.version} is shutting down on this node; retry on another.")
+        for item in items:
+            if not item.future.done():
+                item.future.set_result((503, body))
+
+    def drop(self, request_id: int) -> bool:
+        """Take a request out of the queue (its client gave up); False if it was sent already."""
+        for index, item in enumerate(self.queue):
+            if item.request_id == request_id:
+                del self.queue[index]
+                self._instances -= item.instances
+                return True
+        return False
