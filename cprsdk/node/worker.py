@@ -31,6 +31,7 @@ from cprsdk.node.protocol import (
     split_raw,
 )
 from cprsdk.runtime.child import enter
+from cprsdk.runtime.payload import parse_json
 
 __all__ = ["public_error", "public_text", "serve_frames"]
 
@@ -82,7 +83,7 @@ def _guard(run: Callable[[], bytes]) -> tuple[int, bytes]:
 def _answer(adapter: Any, body: bytes, mode: int, version: str) -> tuple[int, bytes]:
     if mode == MODE_RAW:
         return _guard(lambda: _raw(adapter, body)[1])
-    return _guard(lambda: adapter.handle_json(json.loads(body), vertex=mode == MODE_VERTEX, version=version))
+    return _guard(lambda: adapter.handle_json(parse_json(body), vertex=mode == MODE_VERTEX, version=version))
 
 
 Frame = tuple[int, int, bytes]  # request id, mode, body
