@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from cprsdk.testing import free_port
-from helpers import cprsdk_serve, label_project
+from helpers import copy_project, cprsdk_serve, label_project
 
 _PREDICT = "/v1/projects/p/models/default:predict"
 _LIMITS = ["--header-timeout", "2", "--body-timeout", "2", "--keepalive-timeout", "1", "--max-header-bytes", "8192"]
@@ -180,3 +180,25 @@ def test_a_100_mb_header_block_does_not_grow_the_node(tmp_path: Path) -> None:
         assert status in (431, 0)  # 0: the node closed before the client could read its 431
         assert sent < 100_000_000  # the node stopped reading long before
         assert _rss_kb(proc.pid) - before < 20_000
+
+
+def test_past_the_cap_with_every_request_in_progress_a_newcomer_gets_a_fast_503(tmp_path: Path) -> None:
+    behaviours = copy_project("behaviours", tmp_path / "behaviours")
+    port = free_port()
+    args = ["--model-dir", "model", "--package", ".", "--prediction-class", "hangs.Hangs", "--port", str(port),
+            "--max-connections", "2", "--predict-timeout", "30"]
+    with cprsdk_serve(args, port=port, log=tmp_path / "serve.log", cwd=behaviours) as proc:
+        time.sleep(0.5)  # the readiness probe's connection is gone
+        busy = [_connect(port) for _ in range(2)]
+        for sock in busy:
+            sock.sendall(_request(b'{"instances": [3]}'))  # each waits 3 s for its prediction
+        time.sleep(0.5)
+        start = time.monotonic()
+        with _connect(port) as sock:
+            status, body, ended = _read_response(sock)
+        assert status == 503 and ended - start < 1
+        assert body is not None and "2 connections open, each with a request in progress" in body["error"]["message"]
+        for sock in busy:  # the two requests in progress were not shed
+            assert _read_response(sock)[:2] == (200, {"predictions": ["woke"]})
+            sock.close()
+        assert proc.poll() is None
