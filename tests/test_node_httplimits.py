@@ -7,6 +7,8 @@ import json
 import resource
 import select
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,12 +20,14 @@ from cprsdk.testing import free_port
 from helpers import copy_project, cprsdk_serve, label_project
 
 _PREDICT = "/v1/projects/p/models/default:predict"
-_LIMITS = ["--header-timeout", "2", "--body-timeout", "2", "--keepalive-timeout", "1", "--max-header-bytes", "8192"]
+_LIMITS = ["--header-timeout", "2", "--body-timeout", "2", "--keepalive-timeout", "1"]
 
 
 @contextlib.contextmanager
-def _node(tmp_path: Path, *extra: str) -> Iterator[int]:
+def _node(tmp_path: Path, *extra: str, toml: str = "") -> Iterator[int]:
     project = label_project(tmp_path, "fine")
+    with (project / "cprsdk.toml").open("a") as file:
+        file.write(toml)
     port = free_port()
     args = ["--model-dir", "model", "--package", ".", "--prediction-class", "predictor.MyPredictor",
             "--port", str(port), *extra]
@@ -34,7 +38,8 @@ def _node(tmp_path: Path, *extra: str) -> Iterator[int]:
 
 @pytest.fixture(scope="module")
 def port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    with _node(tmp_path_factory.mktemp("limits"), *_LIMITS) as running:
+    # the header cap comes from the project file, the timeouts from flags
+    with _node(tmp_path_factory.mktemp("limits"), *_LIMITS, toml="max_header_bytes = 8192\n") as running:
         yield running
 
 
@@ -160,6 +165,15 @@ def _rss_kb(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise AssertionError(f"no VmRSS for {pid}")
+
+
+def test_a_limit_that_is_not_positive_is_refused(tmp_path: Path) -> None:
+    project = label_project(tmp_path, "fine")
+    result = subprocess.run([sys.executable, "-m", "cprsdk", "serve", "--model-dir", "model", "--package", ".",
+                             "--prediction-class", "predictor.MyPredictor", "--port", str(free_port()),
+                             "--header-timeout", "0"], cwd=project, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "HTTP limit header_timeout must be positive, got 0.0." in result.stderr
 
 
 def test_a_100_mb_header_block_does_not_grow_the_node(tmp_path: Path) -> None:

@@ -23,10 +23,10 @@ _OBJECT: dict[str, Any] = {"type": "object"}
 _NAME: dict[str, Any] = {"type": "string", "pattern": NAME_RULE.pattern}  # AI Platform's rule for names
 _NAMED = {"model", "version", "endpoint", "job"}
 
-_ENVELOPE: dict[str, Any] = {
-    "type": "object", "required": ["error"], "properties": {"error": {
-        "type": "object", "required": ["code", "message", "status"],
-        "properties": {"code": {"type": "integer"}, "message": {"type": "string"}, "status": {"type": "string"}}}}}
+_ERROR_FIELDS: dict[str, Any] = {
+    "type": "object", "required": ["code", "message", "status"],
+    "properties": {"code": {"type": "integer"}, "message": {"type": "string"}, "status": {"type": "string"}}}
+_ENVELOPE: dict[str, Any] = {"type": "object", "required": ["error"], "properties": dict(error=_ERROR_FIELDS)}
 
 _INSTANCES: dict[str, Any] = {"type": "array", "minItems": 1, "items": {}}
 _AIP_BODY: dict[str, Any] = {"type": "object", "required": ["instances"], "properties": {"instances": _INSTANCES},
