@@ -97,6 +97,15 @@ def test_trickled_headers_and_body_are_408_within_the_timeout(port: int) -> None
         assert ended - start < 4
 
 
+def test_pipelined_requests_are_each_answered(port: int) -> None:
+    with _connect(port) as sock:
+        sock.sendall(_request() + _request(extra=b"Connection: close\r\n"))
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert data.count(b"HTTP/1.1 200 OK") == 2 and data.count(b'"fine"') == 2
+
+
 def test_an_idle_connection_is_closed(port: int) -> None:
     with _connect(port) as sock:  # after a response: the keep-alive timeout
         sock.sendall(_request())

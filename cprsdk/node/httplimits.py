@@ -159,7 +159,8 @@ class LimitedProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
-        if self._phase == _BUSY:  # else the body is still arriving, under the body timer
+        # else the body is still arriving (under the body timer), or a pipelined request starts next
+        if self._phase == _BUSY and not self.pipeline:
             self._waiting()
         super().on_response_complete()  # arms uvicorn's keep-alive timer (timeout_keep_alive)
 
