@@ -59,6 +59,15 @@ KEYS: tuple[Key, ...] = (
         "--json-instances"),
     Key("isolated", "bool", False, "Build in an isolated environment (needs a package index).", "--isolated"),
     Key("registry", "uri", None, "Registry root: a folder, file://, gs://, s3://, memory:// ... URI.", "--registry"),
+    Key("max_header_bytes", "int", 32768, "`serve`: cap on a request's header block; past it 431.",
+        "--max-header-bytes"),
+    Key("header_timeout", "float", 60.0, "`serve`: seconds for a request's whole header block; past it 408.",
+        "--header-timeout"),
+    Key("body_timeout", "float", 60.0, "`serve`: seconds for a request's whole body; past it 408.", "--body-timeout"),
+    Key("keepalive_timeout", "float", 75.0, "`serve`: seconds an idle connection stays open between requests.",
+        "--keepalive-timeout"),
+    Key("max_connections", "int", 512, "`serve`: connections open at once; past it the longest-waiting idle "
+        "one is shed, else 503.", "--max-connections"),
 )
 _BY_NAME = {k.name: k for k in KEYS}
 
@@ -83,6 +92,11 @@ class Settings:
     smoke_instances: Path | None = None
     isolated: bool = False
     registry: str | None = None
+    max_header_bytes: int = 32768
+    header_timeout: float = 60.0
+    body_timeout: float = 60.0
+    keepalive_timeout: float = 75.0
+    max_connections: int = 512
     sources: Mapping[str, str] = field(default_factory=dict)  # key -> "flag" | "env" | file | "default"
 
     def describe(self, key: str) -> str:

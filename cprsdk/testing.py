@@ -68,6 +68,7 @@ def running_node(*, registry: str | None = None, model_dir: str | Path | None = 
     import uvicorn
 
     from cprsdk.config import load_settings
+    from cprsdk.node.httplimits import limited_protocol
     from cprsdk.node.server import ServeOptions, build_node
 
     local = None
@@ -77,7 +78,7 @@ def running_node(*, registry: str | None = None, model_dir: str | Path | None = 
     serve = replace(ServeOptions(port=free_port(), registry=registry, local=local), **options)
     node = build_node(serve)
     server = uvicorn.Server(uvicorn.Config(node, host="127.0.0.1", port=serve.port, log_level="warning",
-                                           lifespan="on"))
+                                           lifespan="on", http=limited_protocol(serve.http_limits)))
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{serve.port}"

@@ -60,6 +60,7 @@ def _serve_options(args: argparse.Namespace, settings: Settings, local: Settings
     import os
 
     from cprsdk.cli._common import batching, formatter
+    from cprsdk.node.httplimits import HttpLimits
     from cprsdk.node.lifecycle import LifecyclePolicy
     from cprsdk.node.management import read_token
     from cprsdk.node.server import ServeOptions
@@ -80,6 +81,9 @@ def _serve_options(args: argparse.Namespace, settings: Settings, local: Settings
         lifecycle=LifecyclePolicy(backoff_initial=min(1.0, args.restart_backoff_max),
                                   backoff_max=args.restart_backoff_max, crash_loop_crashes=args.crash_loop[0],
                                   crash_loop_window=args.crash_loop[1]),
+        http_limits=HttpLimits(max_header_bytes=settings.max_header_bytes, header_timeout=settings.header_timeout,
+                               body_timeout=settings.body_timeout, keepalive_timeout=settings.keepalive_timeout,
+                               max_connections=settings.max_connections),
     )
 
 
@@ -105,11 +109,29 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from cprsdk.node.server import run
 
     flags = {"registry": args.registry, "model_dir": args.model_dir, "packages": args.package,
-             "prediction_class": args.prediction_class, "framework": args.framework}
+             "prediction_class": args.prediction_class, "framework": args.framework,
+             **{key: getattr(args, key) for key in _HTTP_LIMIT_KEYS}}
     settings = load_settings(".", flags)
     with tempfile.TemporaryDirectory(prefix="cprsdk-serve-") as tmp:
         local = _local_settings(args, settings, Path(tmp))
         return run(_serve_options(args, settings, local), announce=err)
+
+
+_HTTP_LIMIT_KEYS = ("max_header_bytes", "header_timeout", "body_timeout", "keepalive_timeout", "max_connections")
+
+
+def _add_http_limit_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-header-bytes", type=int, metavar="N",
+                   help="cap on a request's header block; past it 431 (default: 32768, nginx's 4 x 8k)")
+    p.add_argument("--header-timeout", type=float, metavar="S",
+                   help="seconds for a request's whole header block; past it 408 (default: 60)")
+    p.add_argument("--body-timeout", type=float, metavar="S",
+                   help="seconds for a request's whole body; past it 408 (default: 60)")
+    p.add_argument("--keepalive-timeout", type=float, metavar="S",
+                   help="seconds an idle connection stays open between requests (default: 75)")
+    p.add_argument("--max-connections", type=int, metavar="N",
+                   help="connections open at once; a newcomer past it sheds the longest-waiting connection "
+                   "without a complete request, else gets 503 (default: 512)")
 
 
 def _add_serve_parser(sub: Subparsers) -> None:
@@ -130,6 +152,7 @@ def _add_serve_parser(sub: Subparsers) -> None:
                    help="N worker crashes within S seconds make a crash loop: restarts back off (default: 5/60)")
     p.add_argument("--poll-interval", type=float, default=2.0, metavar="S", help="registry poll (default: 2)")
     p.add_argument("--access-log", action="store_true", help="log one JSON line per request")
+    _add_http_limit_flags(p)
     p.add_argument("--admin-token-file", metavar="FILE",
                    help="turn on the management routes (models/versions create, delete, setDefault) for "
                    "requests bearing this token")

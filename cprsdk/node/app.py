@@ -357,6 +357,13 @@ class Node:
                                  if version.pool is not None and version.pool.dispatch.batching)
         return _Response(200, self.stats.render(self._gauges) + batches, b"text/plain; version=0.0.4")
 
+    async def openapi(self, scope: Scope, receive: Receive) -> _Response:
+        from cprsdk import __version__
+        from cprsdk.node.openapi import document
+
+        return _ok(document(type(self), predict_route=self.options.predict_route,
+                            health_route=self.options.health_route, version=__version__))
+
     def _gauges(self) -> Iterable[tuple[str, str, dict[str, str], float]]:
         versions = sorted(self.manager.versions.items())
         for (m, v), version in versions:

@@ -164,7 +164,7 @@ class Management:
         request = DeployRequest(
             model=model, version=name, origin=origin, package_uris=uris, description=str(body.get("description", "")),
             runtime_version=body.get("runtimeVersion"), python_version=body.get("pythonVersion"),
-            labels=dict(body.get("labels") or {}),
+            labels=_labels(body.get("labels")),
             extra={k: v for k, v in body.items() if k not in _KNOWN_VERSION_FIELDS},
         )
         given_class = body.get("predictionClass")
@@ -266,3 +266,13 @@ def read_token(path: str | None) -> str | None:
         raise ConfigError(f"The admin token in {path} has {len(token)} characters; use at least 16.",
                           hint="Generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'")
     return token
+
+
+def _labels(value: Any) -> dict[str, str]:
+    """A version's ``labels``: an object of strings (400 otherwise, never a 500)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise RequestError(f"labels must be an object of string values, got {value!r:.80}.",
+                           hint='Send e.g. "labels": {"team": "search"}.')
+    return dict(value)

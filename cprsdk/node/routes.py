@@ -42,6 +42,7 @@ ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("GET", re.compile(r"^/healthz$"), "healthz"),
     ("GET", re.compile(r"^/readyz$"), "readyz"),
     ("GET", re.compile(r"^/metrics$"), "metrics"),
+    ("GET", re.compile(r"^/openapi\.json$"), "openapi"),
 )
 
 

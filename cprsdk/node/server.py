@@ -17,6 +17,7 @@ from typing import Any
 from cprsdk.config import Settings
 from cprsdk.errors import ConfigError
 from cprsdk.node.app import Node, NodeOptions, create_app
+from cprsdk.node.httplimits import HttpLimits, fit_descriptor_limit, limited_protocol
 from cprsdk.node.lifecycle import LifecyclePolicy
 from cprsdk.node.versions import VersionManager
 from cprsdk.registry.manifest import Manifest
@@ -52,6 +53,7 @@ class ServeOptions:
     max_batch_wait_ms: float = 0.0
     max_records: int = 1000  # operations and finished batch jobs the node keeps in memory (the newest)
     lifecycle: LifecyclePolicy = LifecyclePolicy()  # worker restarts: backoff, crash loops, log rate
+    http_limits: HttpLimits = field(default_factory=HttpLimits)
 
 
 def build_node(options: ServeOptions) -> Node:
@@ -106,9 +108,11 @@ def run(options: ServeOptions, *, announce: Callable[[str], None] | None = None)
     import uvicorn
 
     _configure_logging()
+    fit_descriptor_limit(options.http_limits)
     node = build_node(options)
     config = uvicorn.Config(node, host=options.host, port=options.port, log_level="warning", access_log=False,
-                            lifespan="on", timeout_graceful_shutdown=60)
+                            lifespan="on", timeout_graceful_shutdown=60,
+                            http=limited_protocol(options.http_limits))
 
     class _Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:
