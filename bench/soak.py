@@ -1,8 +1,9 @@
 """Fault and soak harness for the prediction node: mixed traffic while workers are killed.
 
 A real ``cprsdk serve --registry`` on a free loopback port serves three permanent versions (two
-models), each answering ``{"tag": VERSION, "y": 2 * x + offset}`` per instance, so every answer can
-be checked. For ``--duration`` seconds, ``--concurrency`` client threads send:
+models; ``other`` with dynamic batching on), each answering ``{"tag": VERSION, "y": 2 * x +
+offset}`` per instance, so every answer can be checked. For ``--duration`` seconds,
+``--concurrency`` client threads send:
 
 - valid requests with known answers (to a named version, or to a model's default);
 - every kind of bad input (bad JSON, NaN, wrong Content-Type, no instances, deep nesting, unknown
@@ -142,8 +143,9 @@ def _cli(*args: str, registry: Path) -> None:
 def _deploy(root: Path, registry: Path, model: str, version: str, *, default: bool = False) -> None:
     src = _project(root, f"{model}-{version}-{time.monotonic_ns()}")
     (src / "model" / "tag.txt").write_text(version)
+    batching = ["--max-batch-size", "32", "--max-batch-wait-ms", "2"] if model == "other" else []
     _cli("deploy", str(src), "--model", model, "--version", version, *(["--set-default"] if default else []),
-         "--format", "json", registry=registry)
+         *batching, "--format", "json", registry=registry)
 
 
 @contextmanager
@@ -152,7 +154,7 @@ def _node(root: Path, registry: Path, args: argparse.Namespace) -> Iterator[tupl
     log = (root / "node.log").open("wb")
     command = [*cprsdk_command(), "serve", "--registry", str(registry), "--port", str(port),
                "--workers", str(args.workers), "--predict-timeout", str(args.predict_timeout),
-               "--poll-interval", "1"]
+               "--poll-interval", "1", "--header-timeout", str(args.header_timeout)]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
     base = f"127.0.0.1:{port}"
     try:
@@ -444,6 +446,8 @@ def main() -> int:
     parser.add_argument("--slow-clients", type=int, default=8, help="trickling connections (default: 8)")
     parser.add_argument("--workers", type=int, default=2, help="workers per version (default: 2)")
     parser.add_argument("--predict-timeout", type=float, default=3.0, help="the node's (default: 3)")
+    parser.add_argument("--header-timeout", type=float, default=5.0,
+                        help="the node's, so slow clients are cut within the run (default: 5)")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--json", metavar="PATH", help="also write the report here")
     args = parser.parse_args()

@@ -30,5 +30,6 @@ def test_a_minute_of_faults_and_mixed_traffic(tmp_path: Path) -> None:
     assert counts["valid: right"] > 1000 and counts.get("valid: wrong", 0) == 0
     assert sum(v for k, v in counts.items() if k.startswith("bad: 4")) > 100
     assert faults["workers killed"] >= 5 and faults["timeouts"] >= 2
+    assert counts["slow client: closed by the node"] >= 1
     assert faults["deploys"] >= 2 and faults["deletes"] >= 1 and faults["defaults set"] >= 2
     print(f"\nsoak 60 s: {report['requests']} requests, faults {faults}")
