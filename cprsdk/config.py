@@ -59,6 +59,8 @@ KEYS: tuple[Key, ...] = (
         "--json-instances"),
     Key("isolated", "bool", False, "Build in an isolated environment (needs a package index).", "--isolated"),
     Key("registry", "uri", None, "Registry root: a folder, file://, gs://, s3://, memory:// ... URI.", "--registry"),
+    Key("record_timeout", "float", None, "`batch predict`: seconds one predict call may take before its worker is "
+        "ended and the record at fault becomes an error line.", "--record-timeout"),
 )
 _BY_NAME = {k.name: k for k in KEYS}
 
@@ -83,6 +85,7 @@ class Settings:
     smoke_instances: Path | None = None
     isolated: bool = False
     registry: str | None = None
+    record_timeout: float | None = None
     sources: Mapping[str, str] = field(default_factory=dict)  # key -> "flag" | "env" | file | "default"
 
     def describe(self, key: str) -> str:

@@ -51,6 +51,8 @@ def _create(node: RunningNode, root: Path, job: str, **fields: Any) -> tuple[int
     ("inputPaths", [7], "predictionInput.inputPaths must be a non-empty list of non-empty strings"),
     ("outputPath", ["a"], "predictionInput.outputPath must be a string, got ['a']"),
     ("modelName", {"name": "iris"}, "predictionInput.modelName must be a string"),
+    ("recordTimeout", 0, "predictionInput.recordTimeout must be a number of seconds above 0, got 0"),
+    ("recordTimeout", "soon", "predictionInput.recordTimeout must be a number of seconds above 0, got 'soon'"),
 ])
 def test_a_wrong_field_is_a_400_naming_it(node: RunningNode, root: Path, field: str, value: Any, says: str) -> None:
     status, answer = _create(node, root, f"bad_{field}", **{field: value})
@@ -60,5 +62,5 @@ def test_a_wrong_field_is_a_400_naming_it(node: RunningNode, root: Path, field: 
 
 def test_integers_as_strings_pass_the_checks(node: RunningNode, root: Path) -> None:
     """The discovery clients send int64 fields as strings: "8" is a batch size; the job then fails on the model."""
-    status, answer = _create(node, root, "strings", batchSize="8", maxWorkerCount="2")
+    status, answer = _create(node, root, "strings", batchSize="8", maxWorkerCount="2", recordTimeout="30s")
     assert status == 404 and "absent" in answer["error"]["message"], answer

@@ -31,6 +31,7 @@ from cprsdk.batch.commits import commit, committed, start, write_views
 from cprsdk.batch.engines import Engine
 from cprsdk.batch.inputs import InputObject, list_objects, read_inputs, wire
 from cprsdk.batch.scoring import lost_record, merge_shards
+from cprsdk.batch.watchdog import timed_out_message
 from cprsdk.errors import WorkerLost
 from cprsdk.runtime.resolved import ResolvedVersion
 from cprsdk.storage import Store, open_store
@@ -51,6 +52,7 @@ class JobSpec:
     shard_size: int = 1000
     max_error_rate: float = 1.0
     key_field: str | None = None
+    record_timeout: float | None = None  # seconds one predict call may take (None: no limit)
     engine: str = "local"  # local | dask
     scheduler: str | None = None
     source: dict[str, Any] = field(default_factory=dict)  # model/version or local paths, for people
@@ -147,12 +149,17 @@ def run_job(spec: JobSpec, *, progress: Callable[[int, int], None] = lambda done
 def score_alone(engine: Engine, payload: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
     """Score ``records`` with nothing else in flight; if the worker dies, bisect down to the record at fault.
 
-    That record becomes an error line naming how the worker exited; the others are scored as usual.
+    That record becomes an error line naming how the worker exited (``WorkerExited``), or that it ran
+    past ``--record-timeout`` (``RecordTimeout``); the others are scored as usual.
     """
+    future = engine.submit(payload, records)
     try:
-        return engine.result(engine.submit(payload, records))  # type: ignore[no-any-return]
+        return engine.result(future)  # type: ignore[no-any-return]
     except WorkerLost as exc:
+        hung = engine.timed_out(future)
         engine.restart()
+        if len(records) == 1 and hung:
+            return lost_record(records[0]["ref"], timed_out_message(payload["record_timeout"]), "RecordTimeout")
         if len(records) == 1:
             return lost_record(records[0]["ref"], f"{exc.message} while predicting this record")
         middle = len(records) // 2

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from cprsdk.batch.watchdog import guard, watching
 from cprsdk.errors import CprError
 from cprsdk.runtime.child import enter
 
@@ -86,8 +87,9 @@ def error(ref: str, exc: BaseException) -> dict[str, Any]:
     return {"input": ref, "errorType": type(exc).__name__, "message": message}
 
 
-def _predict_many(adapter: Any, instances: list[Any]) -> list[Any]:
-    answer = json.loads(adapter.handle_json({"instances": instances}, vertex=False, version=""))
+def _predict_many(adapter: Any, instances: list[Any], timeout: float | None) -> list[Any]:
+    with guard(timeout):  # past it, the watchdog ends this process (see watchdog.py)
+        answer = json.loads(adapter.handle_json({"instances": instances}, vertex=False, version=""))
     predictions = answer.get("predictions")
     if not isinstance(predictions, list) or len(predictions) != len(instances):
         got = len(predictions) if isinstance(predictions, list) else type(predictions).__name__
@@ -101,7 +103,8 @@ def score_shard(spec: dict[str, Any], records: list[dict[str, Any]]) -> dict[str
     Returns the prediction and error JSON lines, the shard's rows of results.csv and errors.csv,
     and its counts. A failing batch is retried one record at a time.
     """
-    results, errors = _score_lists(spec, records)
+    with watching(spec):
+        results, errors = _score_lists(spec, records)
     return {"predictions": jsonl(results), "errors": jsonl(errors), "succeeded": len(results),
             "failed": len(errors),
             "results_csv": csv_rows([[r["input"], json.dumps(r["prediction"])] for r in results]),
@@ -120,7 +123,7 @@ _Lines = list[dict[str, Any]]
 def _score_lists(spec: dict[str, Any], records: _Lines) -> tuple[_Lines, _Lines]:
     adapter = _adapter(spec)
     if spec["data_format"] == "files":
-        return _score_files(adapter, records)
+        return _score_files(adapter, records, spec.get("record_timeout"))
     good: list[tuple[str, Any, Any]] = []
     errors: list[dict[str, Any]] = []
     results: list[dict[str, Any]] = []
@@ -133,13 +136,13 @@ def _score_lists(spec: dict[str, Any], records: _Lines) -> tuple[_Lines, _Lines]
     for start in range(0, len(good), spec["batch_size"]):
         batch = good[start:start + spec["batch_size"]]
         try:
-            predictions = _predict_many(adapter, [b[2] for b in batch])
+            predictions = _predict_many(adapter, [b[2] for b in batch], spec.get("record_timeout"))
             outcome: list[Any] = list(predictions)
         except Exception:
             outcome = []
             for _, _, instance in batch:  # isolate the bad record(s)
                 try:
-                    outcome.append(_predict_many(adapter, [instance])[0])
+                    outcome.append(_predict_many(adapter, [instance], spec.get("record_timeout"))[0])
                 except Exception as exc:
                     outcome.append(exc)
         for (ref, key, instance), prediction in zip(batch, outcome, strict=True):
@@ -154,12 +157,14 @@ def _score_lists(spec: dict[str, Any], records: _Lines) -> tuple[_Lines, _Lines]
     return results, errors
 
 
-def _score_files(adapter: Any, records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _score_files(adapter: Any, records: _Lines, timeout: float | None) -> tuple[_Lines, _Lines]:
     """Whole files, each a raw body decoded by its content type (the adapter's raw path)."""
     results, errors = [], []
     for record in records:
         try:
-            body, kind = adapter.handle_raw(bytes.fromhex(record["hex"]), record["content_type"], "application/json")
+            with guard(timeout):
+                body, kind = adapter.handle_raw(bytes.fromhex(record["hex"]), record["content_type"],
+                                                "application/json")
             output = json.loads(body) if kind.startswith("application/json") else body.decode("utf-8", "replace")
             results.append({"input": record["ref"], "prediction": output})
         except Exception as exc:
@@ -171,11 +176,11 @@ def jsonl(lines: Sequence[dict[str, Any]]) -> bytes:
     return "".join(json.dumps(line) + "\n" for line in lines).encode()
 
 
-def lost_record(ref: str, message: str) -> dict[str, Any]:
-    """The output of a one-record shard whose worker died: one error line, ``WorkerExited``."""
-    line = {"input": ref, "errorType": "WorkerExited", "message": message}
+def lost_record(ref: str, message: str, error_type: str = "WorkerExited") -> dict[str, Any]:
+    """The output of a one-record shard whose worker died (``WorkerExited``) or hung (``RecordTimeout``)."""
+    line = {"input": ref, "errorType": error_type, "message": message}
     return {"predictions": b"", "errors": jsonl([line]), "succeeded": 0, "failed": 1, "results_csv": b"",
-            "errors_csv": csv_rows([[ref, "WorkerExited", message]])}
+            "errors_csv": csv_rows([[ref, error_type, message]])}
 
 
 def merge_shards(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:

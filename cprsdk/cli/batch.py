@@ -54,11 +54,16 @@ def _absolute(uri: str) -> str:
 def _job_spec(args: argparse.Namespace, version: ResolvedVersion, source: dict[str, Any]) -> JobSpec:
     from cprsdk.batch.jobs import JobSpec
 
+    timeout = load_settings(".", {"record_timeout": args.record_timeout}).record_timeout
+    if timeout is not None and not timeout > 0:
+        raise ConfigError(f"--record-timeout is a number of seconds above 0, got {timeout:g}.",
+                          hint="Give the seconds one predict call may take, or leave it out for no limit.")
     return JobSpec(
         inputs=tuple(args.input), output=_absolute(args.output).rstrip("/"), version=version,
         data_format=args.data_format, batch_size=args.batch_size,
         workers=args.workers, shard_size=args.shard_size, max_error_rate=args.max_error_rate,
-        key_field=args.key_field, engine=args.engine, scheduler=args.scheduler, source=source)
+        key_field=args.key_field, record_timeout=timeout, engine=args.engine, scheduler=args.scheduler,
+        source=source)
 
 
 def _cmd_batch_predict(args: argparse.Namespace) -> int:
@@ -141,6 +146,10 @@ def _add_predict_parser(actions: Subparsers) -> None:
     p.add_argument("--max-error-rate", type=float, default=1.0, metavar="F",
                    help="fail the job when more than this fraction of records fails (0.01 = 1%%; default: 1)")
     p.add_argument("--key-field", metavar="NAME", help="write this field of each record instead of the instance")
+    p.add_argument("--record-timeout", type=float, metavar="SECONDS",
+                   help="seconds one predict call may take; past it the worker is ended and replaced, and the "
+                   "record at fault becomes an error line RecordTimeout (config key record_timeout; default: "
+                   "no limit)")
     p.add_argument("--restart", action="store_true",
                    help="discard this job's earlier output in --output and start over (a rerun without it "
                    "resumes, and refuses if the inputs, the version or the output's shape changed)")

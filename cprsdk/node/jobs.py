@@ -35,7 +35,8 @@ def _options(given: dict[str, Any]) -> dict[str, Any]:
                            hint=f"Use one of {', '.join(_JOB_FORMATS)}.")
     return {"data_format": data_format,
             "batch_size": fields.integer(given, "batchSize", default=64, low=1),
-            "workers": fields.integer(given, "maxWorkerCount", default=1, low=1, high=fields.MAX_WORKER_COUNT)}
+            "workers": fields.integer(given, "maxWorkerCount", default=1, low=1, high=fields.MAX_WORKER_COUNT),
+            "record_timeout": fields.number(given, "recordTimeout")}
 
 
 @dataclass
