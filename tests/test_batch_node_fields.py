@@ -51,6 +51,11 @@ def _create(node: RunningNode, root: Path, job: str, **fields: Any) -> tuple[int
     ("inputPaths", [7], "predictionInput.inputPaths must be a non-empty list of non-empty strings"),
     ("outputPath", ["a"], "predictionInput.outputPath must be a string, got ['a']"),
     ("modelName", {"name": "iris"}, "predictionInput.modelName must be a string"),
+    ("instanceConfig", "array", "predictionInput.instanceConfig must be a JSON object, got 'array'"),
+    ("instanceConfig", {"includedFields": "a"}, "predictionInput.instanceConfig.includedFields must be a list"),
+    ("instanceConfig", {"instanceType": "table"}, "--instance-type 'table' is not one of object, array"),
+    ("instanceConfig", {"includedFields": ["a"], "excludedFields": ["b"]}, "both given; Vertex AI allows one"),
+    ("outputDataFormat", "XML", "predictionInput.outputDataFormat 'XML' is not supported"),
     ("recordTimeout", 0, "predictionInput.recordTimeout must be a number of seconds above 0, got 0"),
     ("recordTimeout", "soon", "predictionInput.recordTimeout must be a number of seconds above 0, got 'soon'"),
 ])

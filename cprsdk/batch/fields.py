@@ -15,8 +15,8 @@ __all__ = ["MAX_WORKER_COUNT", "integer", "number", "string", "strings"]
 MAX_WORKER_COUNT = 32  # worker processes one node job may start (documented in docs/batch.md)
 
 
-def _where(name: str) -> str:
-    return f"predictionInput.{name}"
+def _where(name: str, where: str = "") -> str:
+    return f"predictionInput.{where + '.' if where else ''}{name}"
 
 
 def integer(given: dict[str, Any], name: str, *, default: int, low: int, high: int | None = None) -> int:
@@ -53,19 +53,19 @@ def number(given: dict[str, Any], name: str) -> float | None:
     return parsed
 
 
-def string(given: dict[str, Any], name: str, *, default: str = "") -> str:
+def string(given: dict[str, Any], name: str, *, default: str = "", where: str = "") -> str:
     value = given.get(name, default)
     if not isinstance(value, str):
-        raise RequestError(f"{_where(name)} must be a string, got {value!r}.",
+        raise RequestError(f"{_where(name, where)} must be a string, got {value!r}.",
                            hint=f"Send {name} as a JSON string.")
     return value
 
 
-def strings(given: dict[str, Any], name: str, *, required: bool = False) -> list[str]:
+def strings(given: dict[str, Any], name: str, *, required: bool = False, where: str = "") -> list[str]:
     """``given[name]`` as a list of non-empty strings (non-empty itself when ``required``)."""
     value = given.get(name, [])
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value) or (required and not value):
         need = "a non-empty list" if required else "a list"
-        raise RequestError(f"{_where(name)} must be {need} of non-empty strings, got {value!r}.",
+        raise RequestError(f"{_where(name, where)} must be {need} of non-empty strings, got {value!r}.",
                            hint=f"Send {name} as a JSON array of strings.")
     return list(value)

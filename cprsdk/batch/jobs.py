@@ -27,9 +27,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from cprsdk.batch import outputs
 from cprsdk.batch.commits import commit, committed, start, write_views
 from cprsdk.batch.engines import Engine
 from cprsdk.batch.inputs import InputObject, list_objects, read_inputs, wire
+from cprsdk.batch.instances import InstanceConfig
 from cprsdk.batch.scoring import lost_record, merge_shards
 from cprsdk.batch.watchdog import timed_out_message
 from cprsdk.errors import WorkerLost
@@ -46,12 +48,17 @@ class JobSpec:
     inputs: tuple[str, ...]
     output: str
     version: ResolvedVersion
-    data_format: str = "jsonl"  # jsonl | csv | files
+    data_format: str = "jsonl"  # jsonl | csv | parquet | files
     batch_size: int = 64
     workers: int = 1
     shard_size: int = 1000
     max_error_rate: float = 1.0
     key_field: str | None = None
+    instance_type: str | None = None  # object | array | None (as the input gives it); see instances.py
+    included_fields: tuple[str, ...] = ()
+    excluded_fields: tuple[str, ...] = ()
+    output_format: str = "jsonl"  # jsonl | parquet
+    output_compression: str = "none"  # none | gzip
     record_timeout: float | None = None  # seconds one predict call may take (None: no limit)
     engine: str = "local"  # local | dask
     scheduler: str | None = None
@@ -67,7 +74,24 @@ class JobSpec:
         """What a resumed run must find unchanged: the exact input objects, the version, the output's shape."""
         return {"objects": [o.identity() for o in objects], "version": self.version.digest,
                 "prediction_class": self.version.prediction_class, "data_format": self.data_format,
-                "shard_size": self.shard_size, "key_field": self.key_field}
+                "shard_size": self.shard_size, "key_field": self.key_field, **self._output_shape()}
+
+    def _output_shape(self) -> dict[str, Any]:
+        """The settings beyond the first ones that shape the output (absent while at their defaults, so that
+        the fingerprints of jobs started before they existed still match)."""
+        shape = {"instance_type": self.instance_type, "included_fields": list(self.included_fields),
+                 "excluded_fields": list(self.excluded_fields), "output_format": self.output_format,
+                 "output_compression": self.output_compression}
+        defaults: dict[str, Any] = {"instance_type": None, "included_fields": [], "excluded_fields": [],
+                                    "output_format": "jsonl", "output_compression": "none"}
+        return {k: v for k, v in shape.items() if v != defaults[k]}
+
+    def check(self) -> None:
+        """Refuse settings that cannot work together, before anything is read or written."""
+        InstanceConfig.of(self.to_json()).check(self.data_format)
+        outputs.check(self.to_json())
+        if self.data_format == "parquet":
+            outputs.check({"output_format": "parquet"})  # reading Parquet needs pyarrow too
 
     def worker_payload(self) -> dict[str, Any]:
         """What a worker needs to score a shard (sent with every shard)."""
@@ -106,6 +130,7 @@ def run_job(spec: JobSpec, *, progress: Callable[[int, int], None] = lambda done
     refuses, naming what changed. ``restart`` discards the job's earlier output and starts over.
     ``progress(done, total)`` is called with counts of records, after each committed shard.
     """
+    spec.check()
     store = open_store(spec.output)
     objects = list_objects(spec.inputs)
     start(store, job_id(spec.output), spec.to_json(), spec.fingerprint(objects), restart=restart)
@@ -135,7 +160,7 @@ def run_job(spec: JobSpec, *, progress: Callable[[int, int], None] = lambda done
                 engine.restart()
                 finished = [(i, score_alone(engine, payload, [wire(r) for r in shards[i]])) for i in lost]
             for index, shard in finished:
-                commit(store, index, shard)
+                commit(store, index, shard, outputs.suffixes(payload))
                 done[index] = {"succeeded": shard["succeeded"], "failed": shard["failed"]}
                 scored += len(shards[index])
             progress(scored, len(records))
@@ -159,11 +184,12 @@ def score_alone(engine: Engine, payload: dict[str, Any], records: list[dict[str,
         hung = engine.timed_out(future)
         engine.restart()
         if len(records) == 1 and hung:
-            return lost_record(records[0]["ref"], timed_out_message(payload["record_timeout"]), "RecordTimeout")
+            return lost_record(payload, records[0]["ref"], timed_out_message(payload["record_timeout"]),
+                               "RecordTimeout")
         if len(records) == 1:
-            return lost_record(records[0]["ref"], f"{exc.message} while predicting this record")
+            return lost_record(payload, records[0]["ref"], f"{exc.message} while predicting this record")
         middle = len(records) // 2
-        return merge_shards(score_alone(engine, payload, records[:middle]),
+        return merge_shards(payload, score_alone(engine, payload, records[:middle]),
                             score_alone(engine, payload, records[middle:]))
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cprsdk.batch import fields
+from cprsdk.batch.instances import InstanceConfig
 from cprsdk.errors import CprError, RegistryError, RequestError
 from cprsdk.node.management import Management, drop_oldest
 from cprsdk.node.worker import public_error
@@ -23,7 +24,9 @@ __all__ = ["JobRoutes"]
 
 log = logging.getLogger("cprsdk.node")
 
-_JOB_FORMATS = {"JSON": "jsonl", "CSV": "csv", "FILES": "files"}
+_JOB_FORMATS = {"JSON": "jsonl", "CSV": "csv", "PARQUET": "parquet", "FILES": "files"}
+_OUTPUT_FORMATS = {"JSON": "jsonl", "PARQUET": "parquet"}
+_COMPRESSIONS = {"NONE": "none", "GZIP": "gzip"}
 _FINISHED = ("SUCCEEDED", "FAILED", "CANCELLED")
 
 
@@ -33,10 +36,42 @@ def _options(given: dict[str, Any]) -> dict[str, Any]:
     if data_format is None:
         raise RequestError(f"predictionInput.dataFormat {given.get('dataFormat')!r} is not supported.",
                            hint=f"Use one of {', '.join(_JOB_FORMATS)}.")
-    return {"data_format": data_format,
+    return {"data_format": data_format, **_output(given), **_instance_config(given),
             "batch_size": fields.integer(given, "batchSize", default=64, low=1),
             "workers": fields.integer(given, "maxWorkerCount", default=1, low=1, high=fields.MAX_WORKER_COUNT),
             "record_timeout": fields.number(given, "recordTimeout")}
+
+
+def _choice(given: dict[str, Any], name: str, choices: dict[str, str], default: str) -> str:
+    value = choices.get(fields.string(given, name, default=default).upper())
+    if value is None:
+        raise RequestError(f"predictionInput.{name} {given.get(name)!r} is not supported.",
+                           hint=f"Use one of {', '.join(choices)}.")
+    return value
+
+
+def _output(given: dict[str, Any]) -> dict[str, Any]:
+    return {"output_format": _choice(given, "outputDataFormat", _OUTPUT_FORMATS, "JSON"),
+            "output_compression": _choice(given, "outputCompression", _COMPRESSIONS, "NONE")}
+
+
+def _instance_config(given: dict[str, Any]) -> dict[str, Any]:
+    """Vertex AI's ``instanceConfig`` object, each field checked."""
+    config = given.get("instanceConfig") or {}
+    if not isinstance(config, dict):
+        raise RequestError(f"predictionInput.instanceConfig must be a JSON object, got {config!r}.",
+                           hint="Send instanceType, keyField, includedFields or excludedFields in an object.")
+    checked: dict[str, Any] = {"instance_type": fields.string(config, "instanceType", where="instanceConfig") or None,
+                               "key_field": fields.string(config, "keyField", where="instanceConfig") or None,
+                               "included_fields": tuple(fields.strings(config, "includedFields",
+                                                                       where="instanceConfig")),
+                               "excluded_fields": tuple(fields.strings(config, "excludedFields",
+                                                                       where="instanceConfig"))}
+    try:
+        InstanceConfig(**checked).check(_JOB_FORMATS.get(str(given.get("dataFormat", "JSON")).upper(), ""))
+    except CprError as exc:
+        raise RequestError(f"predictionInput.instanceConfig: {exc.message}", hint=exc.hint) from None
+    return checked
 
 
 @dataclass
