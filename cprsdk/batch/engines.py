@@ -20,6 +20,7 @@ from typing import Any
 
 from cprsdk.batch import watchdog
 from cprsdk.batch.scoring import score_shard
+from cprsdk.batch.shards import read_shard
 from cprsdk.errors import ConfigError, WorkerLost
 from cprsdk.runtime.child import exit_with_parent
 
@@ -58,7 +59,7 @@ class Engine:
         return ProcessPoolExecutor(max_workers=self.spec.workers, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=exit_with_parent, initargs=(os.getpid(),))
 
-    def submit(self, payload: dict[str, Any], records: list[dict[str, Any]]) -> Any:
+    def submit(self, payload: dict[str, Any], records: list[dict[str, Any]] | dict[str, Any]) -> Any:
         self._submitted += 1
         payload = {**payload, "submission": f"{self._run}-{self._submitted}", "timeouts": self._timeouts}
         if self._client is not None:
@@ -69,6 +70,13 @@ class Engine:
             self._workers.update(getattr(self._pool, "_processes", None) or {})  # to tell how one exited
         future.cprsdk_submission = payload["submission"]
         return future
+
+    def submit_shard(self, payload: dict[str, Any], segments: list[dict[str, Any]]) -> Any:
+        """Score a shard given by its segments: local workers read its records themselves; for Dask, the
+        records are read here (storage stays with this process), one shard in flight at a time each."""
+        if self._client is not None:
+            return self.submit(payload, read_shard(segments))
+        return self.submit(payload, {"segments": segments})
 
     def timed_out(self, future: Any) -> bool:
         """Whether the worker lost with ``future`` was ended by its --record-timeout watchdog."""

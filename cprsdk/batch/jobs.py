@@ -21,18 +21,23 @@ by recomputing only the shards without one, and never duplicates a line.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
+import shutil
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from cprsdk.batch import outputs
 from cprsdk.batch.commits import commit, committed, start, write_views
 from cprsdk.batch.engines import Engine
-from cprsdk.batch.inputs import InputObject, list_objects, read_inputs, wire
+from cprsdk.batch.inputs import InputObject, list_objects
 from cprsdk.batch.instances import InstanceConfig
 from cprsdk.batch.scoring import lost_record, merge_shards
+from cprsdk.batch.shards import count, plan, read_shard
 from cprsdk.batch.watchdog import timed_out_message
 from cprsdk.errors import WorkerLost
 from cprsdk.runtime.resolved import ResolvedVersion
@@ -129,46 +134,69 @@ def run_job(spec: JobSpec, *, progress: Callable[[int, int], None] = lambda done
     A rerun resumes only if the inputs, the version and the output's shape are unchanged; else it
     refuses, naming what changed. ``restart`` discards the job's earlier output and starts over.
     ``progress(done, total)`` is called with counts of records, after each committed shard.
+    The inputs are scanned once for where shards begin; records are read shard by shard, by the
+    workers with the local engine (see ``shards.py``), so memory does not grow with the input.
     """
     spec.check()
     store = open_store(spec.output)
     objects = list_objects(spec.inputs)
     start(store, job_id(spec.output), spec.to_json(), spec.fingerprint(objects), restart=restart)
     store.delete("_STOP")
-    records, unreadable = read_inputs(objects, spec.data_format, spec.key_field)
-    shards = [records[i:i + spec.shard_size] for i in range(0, len(records), spec.shard_size)]
-    done = committed(store)
-    payload = spec.worker_payload()
-    engine = Engine(spec)
-    stopped = False
+    staging = Path(tempfile.mkdtemp(prefix="cprsdk-batch-"))
     try:
-        pending: dict[Any, int] = {}
-        todo = [i for i in range(len(shards)) if i not in done]
-        scored = sum(len(shards[i]) for i in done if i < len(shards))  # records in committed shards
-        progress(scored, len(records))
-        while todo or pending:
-            while todo and len(pending) < max(1, spec.workers) * 2 and not stopped:
-                index = todo.pop(0)
-                pending[engine.submit(payload, [wire(r) for r in shards[index]])] = index
-            future = next(iter(pending))
-            index = pending.pop(future)
-            try:
-                finished = [(index, engine.result(future))]
-            except WorkerLost:  # every shard in flight is lost with the worker: rerun each alone
-                lost = [index, *pending.values()]
-                pending.clear()
-                engine.restart()
-                finished = [(i, score_alone(engine, payload, [wire(r) for r in shards[i]])) for i in lost]
-            for index, shard in finished:
-                commit(store, index, shard, outputs.suffixes(payload))
-                done[index] = {"succeeded": shard["succeeded"], "failed": shard["failed"]}
-                scored += len(shards[index])
-            progress(scored, len(records))
-            if not stopped and store.exists("_STOP"):
-                stopped, todo = True, []
+        planned = plan(objects, spec.data_format, spec.shard_size, staging)
+        done = committed(store)
+        engine = Engine(spec)
+        try:
+            stopped = _score(store, spec, engine, planned.shards, done, lambda n: progress(n, planned.total))
+        finally:
+            engine.close()
     finally:
-        engine.close()
-    return _finish(store, spec, len(records) + len(unreadable), len(shards), done, unreadable, stopped)
+        shutil.rmtree(staging, ignore_errors=True)
+    return _finish(store, spec, planned.total + len(planned.unreadable), len(planned.shards), done,
+                   planned.unreadable, stopped)
+
+
+_Shards = list[list[dict[str, Any]]]
+
+
+def _score(store: Store, spec: JobSpec, engine: Engine, shards: _Shards, done: dict[int, dict[str, Any]],
+           progress: Callable[[int], None]) -> bool:
+    """Score and commit every shard not committed yet, a few in flight per worker; True if asked to stop."""
+    payload = spec.worker_payload()
+    suffixes = outputs.suffixes(payload)
+    pending: dict[Any, int] = {}
+    todo = collections.deque(i for i in range(len(shards)) if i not in done)
+    scored = sum(count(shards[i]) for i in done if i < len(shards))  # records in committed shards
+    progress(scored)
+    stopped = False
+    while todo or pending:
+        while todo and len(pending) < max(1, spec.workers) * 2 and not stopped:
+            index = todo.popleft()
+            pending[engine.submit_shard(payload, shards[index])] = index
+        for index, shard in _next_finished(engine, payload, shards, pending):
+            commit(store, index, shard, suffixes)
+            done[index] = {"succeeded": shard["succeeded"], "failed": shard["failed"]}
+            scored += count(shards[index])
+        progress(scored)
+        if not stopped and store.exists("_STOP"):
+            stopped = True
+            todo.clear()
+    return stopped
+
+
+def _next_finished(engine: Engine, payload: dict[str, Any], shards: _Shards,
+                   pending: dict[Any, int]) -> list[tuple[int, dict[str, Any]]]:
+    """The oldest shard in flight, scored; if its worker died, every shard in flight, each scored alone."""
+    future = next(iter(pending))
+    index = pending.pop(future)
+    try:
+        return [(index, engine.result(future))]
+    except WorkerLost:  # every shard in flight is lost with the worker: rerun each alone
+        lost = [index, *pending.values()]
+        pending.clear()
+        engine.restart()
+        return [(i, score_alone(engine, payload, read_shard(shards[i]))) for i in lost]
 
 
 def score_alone(engine: Engine, payload: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:

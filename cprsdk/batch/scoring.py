@@ -93,12 +93,16 @@ def _predict_many(adapter: Any, instances: list[Any], timeout: float | None) -> 
     return predictions
 
 
-def score_shard(spec: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
+def score_shard(spec: dict[str, Any], records: list[dict[str, Any]] | dict[str, Any]) -> dict[str, Any]:
     """Score one shard and encode its output files in the worker (the parent only writes bytes).
 
     Returns the prediction and error JSON lines, the shard's rows of results.csv and errors.csv,
     and its counts. A failing batch is retried one record at a time.
     """
+    if isinstance(records, dict):  # a shard's segments: read its records here, in the worker
+        from cprsdk.batch.shards import read_shard
+
+        records = read_shard(records["segments"])
     with watching(spec):
         results, errors = _score_lists(spec, records)
     return {"predictions": outputs.encode(spec, results), "errors": outputs.encode(spec, errors, errors=True),
