@@ -68,6 +68,8 @@ KEYS: tuple[Key, ...] = (
         "--keepalive-timeout"),
     Key("max_connections", "int", 512, "`serve`: connections open at once; past it the longest-waiting idle "
         "one is shed, else 503.", "--max-connections"),
+    Key("record_timeout", "float", None, "`batch predict`: seconds one predict call may take before its worker is "
+        "ended and the record at fault becomes an error line.", "--record-timeout"),
 )
 _BY_NAME = {k.name: k for k in KEYS}
 
@@ -97,6 +99,7 @@ class Settings:
     body_timeout: float = 60.0
     keepalive_timeout: float = 75.0
     max_connections: int = 512
+    record_timeout: float | None = None
     sources: Mapping[str, str] = field(default_factory=dict)  # key -> "flag" | "env" | file | "default"
 
     def describe(self, key: str) -> str:

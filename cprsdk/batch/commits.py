@@ -15,6 +15,10 @@ from cprsdk.storage import Store
 __all__ = ["commit", "committed", "describe_changes", "start", "write_views"]
 
 
+_SHAPING = (("prediction_class", "the prediction class"), ("data_format", "--data-format"),
+            ("shard_size", "--shard-size"), ("key_field", "--key-field"), ("instance_type", "--instance-type"),
+            ("included_fields", "--included-fields"), ("excluded_fields", "--excluded-fields"),
+            ("output_format", "--output-format"), ("output_compression", "--output-compression"))
 _JOB_FILES = ("predictions/", "errors/", "_views/", "_committed/")
 _JOB_OBJECTS = ("results.csv", "errors.csv", "summary.json", "_STOP", "_job.json")
 
@@ -51,8 +55,7 @@ def describe_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     changes = _object_changes(old.get("objects") or [], new.get("objects") or [])
     if old.get("version") != new.get("version"):
         changes.append(f"the version changed (digest {str(old.get('version'))[:12]} is now {str(new['version'])[:12]})")
-    for key, flag in (("prediction_class", "the prediction class"), ("data_format", "--data-format"),
-                      ("shard_size", "--shard-size"), ("key_field", "--key-field")):
+    for key, flag in _SHAPING:
         if old.get(key) != new.get(key):
             changes.append(f"{flag} was {old.get(key)!r}, now {new.get(key)!r}")
     return changes
@@ -77,11 +80,11 @@ def committed(store: Store) -> dict[int, dict[str, Any]]:
     return found
 
 
-def commit(store: Store, index: int, shard: dict[str, Any]) -> None:
+def commit(store: Store, index: int, shard: dict[str, Any], suffixes: tuple[str, str] = (".jsonl", ".jsonl")) -> None:
     """The shard's files, its rows of the CSV views, then its commit marker, last."""
     name = f"part-{index:05d}"
-    store.write(f"predictions/{name}.jsonl", shard["predictions"])
-    store.write(f"errors/{name}.jsonl", shard["errors"])
+    store.write(f"predictions/{name}{suffixes[0]}", shard["predictions"])
+    store.write(f"errors/{name}{suffixes[1]}", shard["errors"])
     store.write(f"_views/{name}.results.csv", shard["results_csv"])
     store.write(f"_views/{name}.errors.csv", shard["errors_csv"])
     counts = {"succeeded": shard["succeeded"], "failed": shard["failed"]}

@@ -10,12 +10,17 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import shutil
 import signal
+import tempfile
+import uuid
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from cprsdk.batch import watchdog
 from cprsdk.batch.scoring import score_shard
+from cprsdk.batch.shards import read_shard
 from cprsdk.errors import ConfigError, WorkerLost
 from cprsdk.runtime.child import exit_with_parent
 
@@ -37,6 +42,8 @@ class Engine:
         self._client: Any = None
         self._pool: ProcessPoolExecutor | None = None
         self._workers: dict[int, Any] = {}  # pid -> the pool's Process objects
+        self._run, self._submitted = uuid.uuid4().hex, 0  # names each submission, for its timeout report
+        self._timeouts: str | None = None  # where local workers report a --record-timeout
         if spec.engine == "dask":
             try:
                 from distributed import Client  # type: ignore[import-not-found,unused-ignore]
@@ -45,19 +52,40 @@ class Engine:
             self._client = (Client(spec.scheduler) if spec.scheduler  # type: ignore[no-untyped-call]
                             else Client(processes=True, n_workers=spec.workers))  # type: ignore[no-untyped-call]
         else:
+            self._timeouts = tempfile.mkdtemp(prefix="cprsdk-timeouts-")
             self._pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=self.spec.workers, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=exit_with_parent, initargs=(os.getpid(),))
 
-    def submit(self, payload: dict[str, Any], records: list[dict[str, Any]]) -> Any:
+    def submit(self, payload: dict[str, Any], records: list[dict[str, Any]] | dict[str, Any]) -> Any:
+        self._submitted += 1
+        payload = {**payload, "submission": f"{self._run}-{self._submitted}", "timeouts": self._timeouts}
         if self._client is not None:
-            return self._client.submit(score_shard, payload, records, pure=False)
-        assert self._pool is not None
-        future = self._pool.submit(score_shard, payload, records)
-        self._workers.update(getattr(self._pool, "_processes", None) or {})  # to tell how one exited
+            future = self._client.submit(score_shard, payload, records, pure=False)
+        else:
+            assert self._pool is not None
+            future = self._pool.submit(score_shard, payload, records)
+            self._workers.update(getattr(self._pool, "_processes", None) or {})  # to tell how one exited
+        future.cprsdk_submission = payload["submission"]
         return future
+
+    def submit_shard(self, payload: dict[str, Any], segments: list[dict[str, Any]]) -> Any:
+        """Score a shard given by its segments: local workers read its records themselves; for Dask, the
+        records are read here (storage stays with this process), one shard in flight at a time each."""
+        if self._client is not None:
+            return self.submit(payload, read_shard(segments))
+        return self.submit(payload, {"segments": segments})
+
+    def timed_out(self, future: Any) -> bool:
+        """Whether the worker lost with ``future`` was ended by its --record-timeout watchdog."""
+        marker = getattr(future, "cprsdk_submission", "")
+        if self._timeouts is not None:
+            return os.path.exists(os.path.join(self._timeouts, marker))
+        with contextlib.suppress(Exception):
+            return any(event.get("marker") == marker for _, event in self._client.get_events(watchdog.EVENT))
+        return False
 
     def result(self, future: Any) -> Any:
         """The shard's output; :class:`WorkerLost` if the worker scoring it died."""
@@ -88,5 +116,7 @@ class Engine:
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
+        if self._timeouts is not None:
+            shutil.rmtree(self._timeouts, ignore_errors=True)
         if self._client is not None:
             self._client.close()

@@ -1,35 +1,28 @@
-"""Reading a batch job's inputs: URIs, folders and globs expanded to objects, then records.
+"""A batch job's inputs: URIs, folders and globs expanded to objects (their records: ``shards.py``).
 
 Records are numbered deterministically: objects sorted by URI, then lines (JSON lines) or rows
-(CSV with a header, numbered from 2) in order; whole files are one record each.
+(CSV with a header, numbered from 2; Parquet, numbered from 1) in order; whole files are one record
+each. JSON lines and CSV may be gzip-compressed (a name ending in ``.gz``, or gzip's magic bytes).
 """
 
 from __future__ import annotations
 
-import csv
+import base64
 import fnmatch
-import io
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cprsdk.errors import ConfigError, CprError
+from cprsdk.errors import ConfigError
 from cprsdk.storage import ObjectInfo, Store, open_store
 
-__all__ = ["InputObject", "Record", "expand", "list_objects", "read_inputs", "records", "wire"]
+__all__ = ["InputObject", "content_type", "expand", "list_objects", "plain"]
 
 _GLOB = set("*?[")
 _SUFFIX_TYPES = {".json": "application/json", ".csv": "text/csv", ".npy": "application/x-npy", ".txt": "text/plain",
                  ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif"}
-
-
-@dataclass(frozen=True)
-class Record:
-    ref: str  # "uri:line" or "uri" (files)
-    payload: Any  # a JSON line's text, a CSV row (list of str), or a file's bytes
-    content_type: str = ""
 
 
 @dataclass(frozen=True)
@@ -78,42 +71,19 @@ def list_objects(uris: Sequence[str]) -> list[InputObject]:
     return sorted(objects, key=lambda o: o.url)
 
 
-def records(store: Store, key: str, data_format: str, key_field: str | None) -> Iterator[Record]:
-    uri = store.url(key)
-    if data_format == "files":
-        yield Record(uri, store.read(key).data, _SUFFIX_TYPES.get(Path(key).suffix.lower(), "application/octet-stream"))
-        return
-    text = store.read(key).data.decode("utf-8")
-    if data_format == "jsonl":
-        for number, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                yield Record(f"{uri}:{number}", line)
-        return
-    rows = csv.reader(io.StringIO(text))
-    header = next(rows, None)
-    if header is None:
-        return
-    for number, row in enumerate(rows, start=2):
-        if row:
-            yield Record(f"{uri}:{number}", {"header": header, "row": row})
+def plain(value: Any) -> Any:
+    """A Parquet value as JSON can hold it."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, bytes):
+        return {"b64": base64.b64encode(value).decode()}
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
-def read_inputs(objects: Sequence[InputObject], data_format: str,
-                key_field: str | None) -> tuple[list[Record], list[dict[str, Any]]]:
-    """Every record of ``objects``, in order, and the inputs that could not be read at all."""
-    found_records: list[Record] = []
-    unreadable: list[dict[str, Any]] = []
-    for obj in objects:
-        try:
-            found_records.extend(records(obj.store, obj.info.key, data_format, key_field))
-        except (UnicodeDecodeError, CprError, OSError) as exc:
-            unreadable.append({"input": obj.url, "errorType": type(exc).__name__, "message": str(exc)})
-    return found_records, unreadable
-
-
-def wire(record: Record) -> dict[str, Any]:
-    if isinstance(record.payload, bytes):
-        return {"ref": record.ref, "hex": record.payload.hex(), "content_type": record.content_type}
-    if isinstance(record.payload, dict):
-        return {"ref": record.ref, **record.payload}
-    return {"ref": record.ref, "line": record.payload}
+def content_type(uri: str) -> str:
+    """The content type of a whole-file record, by its name's suffix."""
+    return _SUFFIX_TYPES.get(Path(uri).suffix.lower(), "application/octet-stream")

@@ -21,16 +21,24 @@ by recomputing only the shards without one, and never duplicates a line.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
+import shutil
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
+from cprsdk.batch import outputs
 from cprsdk.batch.commits import commit, committed, start, write_views
 from cprsdk.batch.engines import Engine
-from cprsdk.batch.inputs import InputObject, list_objects, read_inputs, wire
+from cprsdk.batch.inputs import InputObject, list_objects
+from cprsdk.batch.instances import InstanceConfig
 from cprsdk.batch.scoring import lost_record, merge_shards
+from cprsdk.batch.shards import count, plan, read_shard
+from cprsdk.batch.watchdog import timed_out_message
 from cprsdk.errors import WorkerLost
 from cprsdk.runtime.resolved import ResolvedVersion
 from cprsdk.storage import Store, open_store
@@ -45,12 +53,18 @@ class JobSpec:
     inputs: tuple[str, ...]
     output: str
     version: ResolvedVersion
-    data_format: str = "jsonl"  # jsonl | csv | files
+    data_format: str = "jsonl"  # jsonl | csv | parquet | files
     batch_size: int = 64
     workers: int = 1
     shard_size: int = 1000
     max_error_rate: float = 1.0
     key_field: str | None = None
+    instance_type: str | None = None  # object | array | None (as the input gives it); see instances.py
+    included_fields: tuple[str, ...] = ()
+    excluded_fields: tuple[str, ...] = ()
+    output_format: str = "jsonl"  # jsonl | parquet
+    output_compression: str = "none"  # none | gzip
+    record_timeout: float | None = None  # seconds one predict call may take (None: no limit)
     engine: str = "local"  # local | dask
     scheduler: str | None = None
     source: dict[str, Any] = field(default_factory=dict)  # model/version or local paths, for people
@@ -65,7 +79,24 @@ class JobSpec:
         """What a resumed run must find unchanged: the exact input objects, the version, the output's shape."""
         return {"objects": [o.identity() for o in objects], "version": self.version.digest,
                 "prediction_class": self.version.prediction_class, "data_format": self.data_format,
-                "shard_size": self.shard_size, "key_field": self.key_field}
+                "shard_size": self.shard_size, "key_field": self.key_field, **self._output_shape()}
+
+    def _output_shape(self) -> dict[str, Any]:
+        """The settings beyond the first ones that shape the output (absent while at their defaults, so that
+        the fingerprints of jobs started before they existed still match)."""
+        shape = {"instance_type": self.instance_type, "included_fields": list(self.included_fields),
+                 "excluded_fields": list(self.excluded_fields), "output_format": self.output_format,
+                 "output_compression": self.output_compression}
+        defaults: dict[str, Any] = {"instance_type": None, "included_fields": [], "excluded_fields": [],
+                                    "output_format": "jsonl", "output_compression": "none"}
+        return {k: v for k, v in shape.items() if v != defaults[k]}
+
+    def check(self) -> None:
+        """Refuse settings that cannot work together, before anything is read or written."""
+        InstanceConfig.of(self.to_json()).check(self.data_format)
+        outputs.check(self.to_json())
+        if self.data_format == "parquet":
+            outputs.check({"output_format": "parquet"})  # reading Parquet needs pyarrow too
 
     def worker_payload(self) -> dict[str, Any]:
         """What a worker needs to score a shard (sent with every shard)."""
@@ -103,60 +134,90 @@ def run_job(spec: JobSpec, *, progress: Callable[[int, int], None] = lambda done
     A rerun resumes only if the inputs, the version and the output's shape are unchanged; else it
     refuses, naming what changed. ``restart`` discards the job's earlier output and starts over.
     ``progress(done, total)`` is called with counts of records, after each committed shard.
+    The inputs are scanned once for where shards begin; records are read shard by shard, by the
+    workers with the local engine (see ``shards.py``), so memory does not grow with the input.
     """
+    spec.check()
     store = open_store(spec.output)
     objects = list_objects(spec.inputs)
     start(store, job_id(spec.output), spec.to_json(), spec.fingerprint(objects), restart=restart)
     store.delete("_STOP")
-    records, unreadable = read_inputs(objects, spec.data_format, spec.key_field)
-    shards = [records[i:i + spec.shard_size] for i in range(0, len(records), spec.shard_size)]
-    done = committed(store)
-    payload = spec.worker_payload()
-    engine = Engine(spec)
-    stopped = False
+    staging = Path(tempfile.mkdtemp(prefix="cprsdk-batch-"))
     try:
-        pending: dict[Any, int] = {}
-        todo = [i for i in range(len(shards)) if i not in done]
-        scored = sum(len(shards[i]) for i in done if i < len(shards))  # records in committed shards
-        progress(scored, len(records))
-        while todo or pending:
-            while todo and len(pending) < max(1, spec.workers) * 2 and not stopped:
-                index = todo.pop(0)
-                pending[engine.submit(payload, [wire(r) for r in shards[index]])] = index
-            future = next(iter(pending))
-            index = pending.pop(future)
-            try:
-                finished = [(index, engine.result(future))]
-            except WorkerLost:  # every shard in flight is lost with the worker: rerun each alone
-                lost = [index, *pending.values()]
-                pending.clear()
-                engine.restart()
-                finished = [(i, score_alone(engine, payload, [wire(r) for r in shards[i]])) for i in lost]
-            for index, shard in finished:
-                commit(store, index, shard)
-                done[index] = {"succeeded": shard["succeeded"], "failed": shard["failed"]}
-                scored += len(shards[index])
-            progress(scored, len(records))
-            if not stopped and store.exists("_STOP"):
-                stopped, todo = True, []
+        planned = plan(objects, spec.data_format, spec.shard_size, staging)
+        done = committed(store)
+        engine = Engine(spec)
+        try:
+            stopped = _score(store, spec, engine, planned.shards, done, lambda n: progress(n, planned.total))
+        finally:
+            engine.close()
     finally:
-        engine.close()
-    return _finish(store, spec, len(records) + len(unreadable), len(shards), done, unreadable, stopped)
+        shutil.rmtree(staging, ignore_errors=True)
+    return _finish(store, spec, planned.total + len(planned.unreadable), len(planned.shards), done,
+                   planned.unreadable, stopped)
+
+
+_Shards = list[list[dict[str, Any]]]
+
+
+def _score(store: Store, spec: JobSpec, engine: Engine, shards: _Shards, done: dict[int, dict[str, Any]],
+           progress: Callable[[int], None]) -> bool:
+    """Score and commit every shard not committed yet, a few in flight per worker; True if asked to stop."""
+    payload = spec.worker_payload()
+    suffixes = outputs.suffixes(payload)
+    pending: dict[Any, int] = {}
+    todo = collections.deque(i for i in range(len(shards)) if i not in done)
+    scored = sum(count(shards[i]) for i in done if i < len(shards))  # records in committed shards
+    progress(scored)
+    stopped = False
+    while todo or pending:
+        while todo and len(pending) < max(1, spec.workers) * 2 and not stopped:
+            index = todo.popleft()
+            pending[engine.submit_shard(payload, shards[index])] = index
+        for index, shard in _next_finished(engine, payload, shards, pending):
+            commit(store, index, shard, suffixes)
+            done[index] = {"succeeded": shard["succeeded"], "failed": shard["failed"]}
+            scored += count(shards[index])
+        progress(scored)
+        if not stopped and store.exists("_STOP"):
+            stopped = True
+            todo.clear()
+    return stopped
+
+
+def _next_finished(engine: Engine, payload: dict[str, Any], shards: _Shards,
+                   pending: dict[Any, int]) -> list[tuple[int, dict[str, Any]]]:
+    """The oldest shard in flight, scored; if its worker died, every shard in flight, each scored alone."""
+    future = next(iter(pending))
+    index = pending.pop(future)
+    try:
+        return [(index, engine.result(future))]
+    except WorkerLost:  # every shard in flight is lost with the worker: rerun each alone
+        lost = [index, *pending.values()]
+        pending.clear()
+        engine.restart()
+        return [(i, score_alone(engine, payload, read_shard(shards[i]))) for i in lost]
 
 
 def score_alone(engine: Engine, payload: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
     """Score ``records`` with nothing else in flight; if the worker dies, bisect down to the record at fault.
 
-    That record becomes an error line naming how the worker exited; the others are scored as usual.
+    That record becomes an error line naming how the worker exited (``WorkerExited``), or that it ran
+    past ``--record-timeout`` (``RecordTimeout``); the others are scored as usual.
     """
+    future = engine.submit(payload, records)
     try:
-        return engine.result(engine.submit(payload, records))  # type: ignore[no-any-return]
+        return engine.result(future)  # type: ignore[no-any-return]
     except WorkerLost as exc:
+        hung = engine.timed_out(future)
         engine.restart()
+        if len(records) == 1 and hung:
+            return lost_record(payload, records[0]["ref"], timed_out_message(payload["record_timeout"]),
+                               "RecordTimeout")
         if len(records) == 1:
-            return lost_record(records[0]["ref"], f"{exc.message} while predicting this record")
+            return lost_record(payload, records[0]["ref"], f"{exc.message} while predicting this record")
         middle = len(records) // 2
-        return merge_shards(score_alone(engine, payload, records[:middle]),
+        return merge_shards(payload, score_alone(engine, payload, records[:middle]),
                             score_alone(engine, payload, records[middle:]))
 
 

@@ -9,13 +9,15 @@ import csv
 import io
 import json
 import sys
-from collections.abc import Sequence
 from typing import Any
 
+from cprsdk.batch import outputs
+from cprsdk.batch.instances import InstanceConfig, from_columns, from_line
+from cprsdk.batch.watchdog import guard, watching
 from cprsdk.errors import CprError
 from cprsdk.runtime.child import enter
 
-__all__ = ["csv_rows", "jsonl", "lost_record", "merge_shards", "score_shard"]
+__all__ = ["csv_rows", "lost_record", "merge_shards", "score_shard"]
 
 
 _LOADED: dict[str, Any] = {}  # version digest -> adapter, in this worker process
@@ -62,23 +64,18 @@ def _number(text: str) -> Any:
             return text
 
 
-def _instance(record: dict[str, Any], data_format: str, key_field: str | None) -> tuple[Any, Any]:
-    """(key or None, instance) of a JSON line or CSV row; raises on a malformed record."""
-    if data_format == "csv":
-        values = dict(zip(record["header"], record["row"], strict=False))  # lengths checked below
-        if len(record["row"]) != len(record["header"]):
-            raise ValueError(f"the row has {len(record['row'])} fields, the header {len(record['header'])}")
-        key = values.pop(key_field) if key_field else None
-        return key, [_number(v) for v in values.values()]
-    from cprsdk.runtime.payload import parse_json
+def _instance(record: dict[str, Any], data_format: str, config: InstanceConfig) -> tuple[Any, Any, Any]:
+    """(key or None, instance, the record as output) of a JSON line or a CSV or Parquet row; raises if malformed."""
+    if data_format == "jsonl":
+        from cprsdk.runtime.payload import parse_json
 
-    value = parse_json(record["line"])
-    if key_field:
-        if not isinstance(value, dict) or key_field not in value:
-            raise ValueError(f"the record has no key field {key_field!r}")
-        value = dict(value)
-        return value.pop(key_field), value
-    return None, value
+        return from_line(parse_json(record["line"]), config)
+    header, row = record["header"], record["row"]
+    if len(row) != len(header):
+        raise ValueError(f"the row has {len(row)} fields, the header {len(header)}")
+    if data_format == "csv":
+        row = [v if name == config.key_field else _number(v) for name, v in zip(header, row, strict=True)]
+    return from_columns(header, row, config)
 
 
 def error(ref: str, exc: BaseException) -> dict[str, Any]:
@@ -86,8 +83,9 @@ def error(ref: str, exc: BaseException) -> dict[str, Any]:
     return {"input": ref, "errorType": type(exc).__name__, "message": message}
 
 
-def _predict_many(adapter: Any, instances: list[Any]) -> list[Any]:
-    answer = json.loads(adapter.handle_json({"instances": instances}, vertex=False, version=""))
+def _predict_many(adapter: Any, instances: list[Any], timeout: float | None) -> list[Any]:
+    with guard(timeout):  # past it, the watchdog ends this process (see watchdog.py)
+        answer = json.loads(adapter.handle_json({"instances": instances}, vertex=False, version=""))
     predictions = answer.get("predictions")
     if not isinstance(predictions, list) or len(predictions) != len(instances):
         got = len(predictions) if isinstance(predictions, list) else type(predictions).__name__
@@ -95,14 +93,20 @@ def _predict_many(adapter: Any, instances: list[Any]) -> list[Any]:
     return predictions
 
 
-def score_shard(spec: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
+def score_shard(spec: dict[str, Any], records: list[dict[str, Any]] | dict[str, Any]) -> dict[str, Any]:
     """Score one shard and encode its output files in the worker (the parent only writes bytes).
 
     Returns the prediction and error JSON lines, the shard's rows of results.csv and errors.csv,
     and its counts. A failing batch is retried one record at a time.
     """
-    results, errors = _score_lists(spec, records)
-    return {"predictions": jsonl(results), "errors": jsonl(errors), "succeeded": len(results),
+    if isinstance(records, dict):  # a shard's segments: read its records here, in the worker
+        from cprsdk.batch.shards import read_shard
+
+        records = read_shard(records["segments"])
+    with watching(spec):
+        results, errors = _score_lists(spec, records)
+    return {"predictions": outputs.encode(spec, results), "errors": outputs.encode(spec, errors, errors=True),
+            "succeeded": len(results),
             "failed": len(errors),
             "results_csv": csv_rows([[r["input"], json.dumps(r["prediction"])] for r in results]),
             "errors_csv": csv_rows([[e["input"], e["errorType"], e["message"]] for e in errors])}
@@ -120,33 +124,33 @@ _Lines = list[dict[str, Any]]
 def _score_lists(spec: dict[str, Any], records: _Lines) -> tuple[_Lines, _Lines]:
     adapter = _adapter(spec)
     if spec["data_format"] == "files":
-        return _score_files(adapter, records)
-    good: list[tuple[str, Any, Any]] = []
+        return _score_files(adapter, records, spec.get("record_timeout"))
+    config = InstanceConfig.of(spec)
+    good: list[tuple[str, Any, Any, Any]] = []
     errors: list[dict[str, Any]] = []
     results: list[dict[str, Any]] = []
     for record in records:
         try:
-            key, instance = _instance(record, spec["data_format"], spec.get("key_field"))
-            good.append((record["ref"], key, instance))
+            good.append((record["ref"], *_instance(record, spec["data_format"], config)))
         except Exception as exc:
             errors.append(error(record["ref"], exc))
     for start in range(0, len(good), spec["batch_size"]):
         batch = good[start:start + spec["batch_size"]]
         try:
-            predictions = _predict_many(adapter, [b[2] for b in batch])
+            predictions = _predict_many(adapter, [b[2] for b in batch], spec.get("record_timeout"))
             outcome: list[Any] = list(predictions)
         except Exception:
             outcome = []
-            for _, _, instance in batch:  # isolate the bad record(s)
+            for _, _, instance, _ in batch:  # isolate the bad record(s)
                 try:
-                    outcome.append(_predict_many(adapter, [instance])[0])
+                    outcome.append(_predict_many(adapter, [instance], spec.get("record_timeout"))[0])
                 except Exception as exc:
                     outcome.append(exc)
-        for (ref, key, instance), prediction in zip(batch, outcome, strict=True):
+        for (ref, key, _, shown), prediction in zip(batch, outcome, strict=True):
             if isinstance(prediction, BaseException):
                 errors.append(error(ref, prediction))
             else:
-                head = {"key": key} if spec.get("key_field") else {"instance": instance}
+                head = {"key": key} if config.key_field else {"instance": shown}
                 results.append({"input": ref, **head, "prediction": prediction})
     order = {r["ref"]: i for i, r in enumerate(records)}
     results.sort(key=lambda r: order[r["input"]])
@@ -154,12 +158,14 @@ def _score_lists(spec: dict[str, Any], records: _Lines) -> tuple[_Lines, _Lines]
     return results, errors
 
 
-def _score_files(adapter: Any, records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _score_files(adapter: Any, records: _Lines, timeout: float | None) -> tuple[_Lines, _Lines]:
     """Whole files, each a raw body decoded by its content type (the adapter's raw path)."""
     results, errors = [], []
     for record in records:
         try:
-            body, kind = adapter.handle_raw(bytes.fromhex(record["hex"]), record["content_type"], "application/json")
+            with guard(timeout):
+                body, kind = adapter.handle_raw(bytes.fromhex(record["hex"]), record["content_type"],
+                                                "application/json")
             output = json.loads(body) if kind.startswith("application/json") else body.decode("utf-8", "replace")
             results.append({"input": record["ref"], "prediction": output})
         except Exception as exc:
@@ -167,18 +173,16 @@ def _score_files(adapter: Any, records: list[dict[str, Any]]) -> tuple[list[dict
     return results, errors
 
 
-def jsonl(lines: Sequence[dict[str, Any]]) -> bytes:
-    return "".join(json.dumps(line) + "\n" for line in lines).encode()
+def lost_record(spec: dict[str, Any], ref: str, message: str, error_type: str = "WorkerExited") -> dict[str, Any]:
+    """The output of a one-record shard whose worker died (``WorkerExited``) or hung (``RecordTimeout``)."""
+    line = {"input": ref, "errorType": error_type, "message": message}
+    return {"predictions": outputs.encode(spec, []), "errors": outputs.encode(spec, [line], errors=True),
+            "succeeded": 0, "failed": 1, "results_csv": b"", "errors_csv": csv_rows([[ref, error_type, message]])}
 
 
-def lost_record(ref: str, message: str) -> dict[str, Any]:
-    """The output of a one-record shard whose worker died: one error line, ``WorkerExited``."""
-    line = {"input": ref, "errorType": "WorkerExited", "message": message}
-    return {"predictions": b"", "errors": jsonl([line]), "succeeded": 0, "failed": 1, "results_csv": b"",
-            "errors_csv": csv_rows([[ref, "WorkerExited", message]])}
-
-
-def merge_shards(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+def merge_shards(spec: dict[str, Any], first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
     """Two outputs of consecutive records as one: files joined in order, counts added."""
-    return {key: first[key] + second[key] for key in first}
-
+    merged = {key: first[key] + second[key] for key in first}
+    merged["predictions"] = outputs.join(spec, first["predictions"], second["predictions"])
+    merged["errors"] = outputs.join(spec, first["errors"], second["errors"], errors=True)
+    return merged

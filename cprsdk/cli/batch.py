@@ -55,11 +55,23 @@ def _absolute(uri: str) -> str:
 def _job_spec(args: argparse.Namespace, version: ResolvedVersion, source: dict[str, Any]) -> JobSpec:
     from cprsdk.batch.jobs import JobSpec
 
+    timeout = load_settings(".", {"record_timeout": args.record_timeout}).record_timeout
+    if timeout is not None and not timeout > 0:
+        raise ConfigError(f"--record-timeout is a number of seconds above 0, got {timeout:g}.",
+                          hint="Give the seconds one predict call may take, or leave it out for no limit.")
     return JobSpec(
         inputs=tuple(args.input), output=_absolute(args.output).rstrip("/"), version=version,
         data_format=args.data_format, batch_size=args.batch_size,
         workers=args.workers, shard_size=args.shard_size, max_error_rate=args.max_error_rate,
-        key_field=args.key_field, engine=args.engine, scheduler=args.scheduler, source=source)
+        key_field=args.key_field, instance_type=args.instance_type, included_fields=_names(args.included_fields),
+        excluded_fields=_names(args.excluded_fields), output_format=args.output_format,
+        output_compression=args.output_compression, record_timeout=timeout, engine=args.engine,
+        scheduler=args.scheduler, source=source)
+
+
+def _names(given: str | None) -> tuple[str, ...]:
+    """``a,b,c`` as field names (blank ones dropped)."""
+    return tuple(name.strip() for name in (given or "").split(",") if name.strip())
 
 
 def _cmd_batch_predict(args: argparse.Namespace) -> int:
@@ -134,7 +146,9 @@ def _add_predict_parser(actions: Subparsers) -> None:
     p = add_command(actions, "predict", _cmd_batch_predict)
     p.add_argument("--input", action="append", metavar="URI", help="input files, folders or globs (repeat)")
     p.add_argument("--output", metavar="URI", help="where the job writes (it is also the job's identity)")
-    p.add_argument("--data-format", choices=("jsonl", "csv", "files"), default="jsonl", help="(default: jsonl)")
+    p.add_argument("--data-format", choices=("jsonl", "csv", "parquet", "files"), default="jsonl",
+                   help="JSON lines or CSV (either gzip-compressed: a .gz name or gzip's bytes), Parquet (needs "
+                   "pyarrow), or whole files (default: jsonl)")
     p.add_argument("--model", help="a deployed model (its default version unless --version)")
     p.add_argument("--version", dest="version_name", help="the deployed version")
     add_registry_flags(p, role="the registry of --model", output=False)
@@ -146,13 +160,35 @@ def _add_predict_parser(actions: Subparsers) -> None:
                    help="records per output shard (default: 1000)")
     p.add_argument("--max-error-rate", type=float, default=1.0, metavar="F",
                    help="fail the job when more than this fraction of records fails (0.01 = 1%%; default: 1)")
-    p.add_argument("--key-field", metavar="NAME", help="write this field of each record instead of the instance")
+    _add_instance_flags(p)
+    p.add_argument("--output-format", choices=("jsonl", "parquet"), default="jsonl",
+                   help="the prediction files: JSON lines, or Parquet (needs pyarrow) (default: jsonl)")
+    p.add_argument("--output-compression", choices=("none", "gzip"), default="none",
+                   help="gzip the JSON lines files (.jsonl.gz), or Parquet's codec gzip instead of snappy "
+                   "(default: none)")
+    p.add_argument("--record-timeout", type=float, metavar="SECONDS",
+                   help="seconds one predict call may take; past it the worker is ended and replaced, and the "
+                   "record at fault becomes an error line RecordTimeout (config key record_timeout; default: "
+                   "no limit)")
     p.add_argument("--restart", action="store_true",
                    help="discard this job's earlier output in --output and start over (a rerun without it "
                    "resumes, and refuses if the inputs, the version or the output's shape changed)")
     p.add_argument("--engine", choices=("local", "dask"), default="local", help="(default: local)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="with --engine dask: the scheduler (default: a local cluster)")
+
+
+def _add_instance_flags(p: argparse.ArgumentParser) -> None:
+    """Vertex AI's instanceConfig, as flags (docs/batch.md, "From records to instances")."""
+    p.add_argument("--instance-type", choices=("object", "array"),
+                   help="send each record as a JSON object or a JSON array (default: as the input gives it; CSV "
+                   "and Parquet rows as arrays)")
+    p.add_argument("--key-field", metavar="NAME",
+                   help="leave this field out of the instance and write it as \"key\" instead of the instance")
+    p.add_argument("--included-fields", metavar="A,B,...",
+                   help="send only these fields, in this order (the order of an array instance)")
+    p.add_argument("--excluded-fields", metavar="A,B,...",
+                   help="send all fields but these (they stay in the output's instance)")
 
 
 def _add_job_action(actions: Subparsers, name: str, func: Command, summary: str, description: str) -> None:
