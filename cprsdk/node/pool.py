@@ -20,7 +20,7 @@ from typing import Any
 
 from cprsdk.errors import CprError, LoadFailed, Overloaded, error_bytes
 from cprsdk.node.protocol import LENGTH, RESPONSE_HEAD, request_frame
-from cprsdk.runtime.child import child_argv
+from cprsdk.runtime.child import child_argv, worker_env
 
 __all__ = ["WorkerPool", "WorkerSpec"]
 
@@ -70,7 +70,7 @@ class Worker:
                 raise LoadFailed(str(exc)) from None
         self.proc = await asyncio.create_subprocess_exec(
             *self.spec.argv(), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            limit=1 << 26,
+            limit=1 << 26, env=worker_env(),
         )
         try:
             status, body = await asyncio.wait_for(self._read_frame(), load_timeout)
