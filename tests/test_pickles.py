@@ -104,8 +104,11 @@ def test_truncated_file_is_unreadable(tmp_path: Path) -> None:
 def test_find_pickles_by_suffix_and_content(tmp_path: Path) -> None:
     (tmp_path / "a.pkl").write_bytes(b"x")
     (tmp_path / "weights.bin").write_bytes(pickle.dumps([1], protocol=4))
-    (tmp_path / "p0.dat").write_bytes(pickle.dumps({"a": [1, 2.5, "x"]}, protocol=0))
-    (tmp_path / "p1").write_bytes(pickle.dumps({"a": [1, 2.5, "x"]}, protocol=1))
+    (tmp_path / "p0.dat").write_bytes(pickle.dumps({"a": [1, 2.5, "x"], "s": {1}}, protocol=0))
+    (tmp_path / "p1").write_bytes(pickle.dumps({"a": [1, 2.5, "x"], "s": {1}}, protocol=1))
+    (tmp_path / "plain0").write_bytes(pickle.dumps({"a": [1, 2.5, "x"]}, protocol=0))  # names no global: harmless
+    for i in range(200):  # random bytes that may well hold a STOP byte
+        (tmp_path / f"shard{i:03d}.bin").write_bytes(os.urandom(2000))
     (tmp_path / "notes.txt").write_text("hello\nIndex,name\n(not a pickle)\n")
     (tmp_path / "table.csv").write_text("I,d\n1,2\n")
     (tmp_path / "config.json").write_text('{"a": 1}')

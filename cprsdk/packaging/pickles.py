@@ -21,6 +21,7 @@ import lzma
 import os
 import pickle
 import pickletools
+import warnings
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Mapping
@@ -336,13 +337,31 @@ def _pickle_header(head: bytes) -> bool:
 _OLD_PROTOCOL_STARTS = frozenset(op.code.encode("latin1")[0] for op in pickletools.opcodes if op.proto <= 1)
 
 
+class _Discard:
+    def write(self, text: str) -> int:
+        return len(text)
+
+
 def _walks_to_stop(path: Path) -> bool:
-    """A protocol 0 or 1 pickle has no header: it is one if pickletools can walk it to its STOP."""
-    with path.open("rb") as fh:
+    """A protocol 0 or 1 pickle has no header: it is one if pickletools can walk it to its STOP.
+
+    Only a stream that names a global (``GLOBAL`` or ``INST``: without one it can call nothing)
+    counts, and ``pickletools.dis`` must accept it, checking the stack and the memo as it goes,
+    so random bytes that happen to reach a STOP byte are not taken for a pickle. Objects left on
+    the stack after STOP (which ``pickle.load`` ignores) still count.
+    """
+    with path.open("rb") as fh, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # decoding arbitrary bytes as protocol 0 strings warns of bad escapes
         try:
-            return any(op.name == "STOP" for op, _, _ in pickletools.genops(fh))
-        except (ValueError, EOFError, UnicodeDecodeError, OverflowError, MemoryError):
+            if not any(op.name in ("GLOBAL", "INST") for op, _, _ in pickletools.genops(fh)):
+                return False
+            fh.seek(0)
+            pickletools.dis(fh, out=_Discard())  # type: ignore[arg-type]
+        except ValueError as exc:
+            return str(exc).startswith("stack not empty after STOP")
+        except (EOFError, UnicodeDecodeError, OverflowError, MemoryError, KeyError, IndexError, TypeError):
             return False
+    return True
 
 
 def _looks_like_pickle(path: Path) -> bool:
