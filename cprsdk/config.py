@@ -52,7 +52,7 @@ KEYS: tuple[Key, ...] = (
     Key("max_model_mb", "float", 250.0, "Quota on the model directory, in MB (10^6 bytes).", "--max-model-mb"),
     Key("max_model_files", "int", 1000, "Quota on the number of files in the model directory.", "--max-model-files"),
     Key("allow_unsafe_pickles", "bool", False,
-        "Accept pickles that reference dangerous callables (os.system, eval, ...).", "--allow-unsafe-pickles"),
+        "Accept, with a warning, pickles that reference anything outside the allowlist.", "--allow-unsafe-pickles"),
     Key("skip_load_check", "bool", False, "Do not load the version before upload (for models too big to load "
         "on the build machine).", "--skip-load-check"),
     Key("smoke_instances", "path", None, "JSON lines file: `package` and `deploy` run one smoke prediction on it.",

@@ -15,7 +15,8 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from cprsdk import GlobalRef, UnreadablePickle, scan_file
-from cprsdk.packaging.pickles import dangerous_reason, find_pickles
+from cprsdk.packaging.pickle_policy import static_refusal
+from cprsdk.packaging.pickles import find_pickles
 from scenario import Project
 
 
@@ -57,7 +58,7 @@ def test_scanning_never_executes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     scan = scan_file(path)
     assert [str(r) for r in scan.references] == [f"{os.system.__module__}.system"]
     assert not (tmp_path / "SCANNER_RAN_IT").exists()
-    assert dangerous_reason(scan.references[0]) is not None
+    assert static_refusal(scan.references[0], own=()) is not None
 
 
 def test_stack_global_through_memo(tmp_path: Path) -> None:
@@ -69,21 +70,28 @@ def test_stack_global_through_memo(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("ref", "dangerous"),
+    ("ref", "refused"),
     [
         (GlobalRef("builtins", "eval"), True),
         (GlobalRef("builtins", "getattr"), True),
         (GlobalRef("subprocess", "Popen"), True),
         (GlobalRef("os.path", "join"), True),
         (GlobalRef("operator", "methodcaller"), True),
+        (GlobalRef("pathlib", "os.system"), True),
+        (GlobalRef("builtins", "object.__getattribute__"), True),
+        (GlobalRef("numpy", "memmap"), True),
+        (GlobalRef("torch.serialization", "load"), True),
         (GlobalRef("builtins", "set"), False),
+        (GlobalRef("__builtin__", "set"), False),
         (GlobalRef("collections", "OrderedDict"), False),
         (GlobalRef("numpy.core.multiarray", "_reconstruct"), False),
-        (GlobalRef("ossify", "thing"), False),
+        (GlobalRef("sklearn.pipeline", "Pipeline"), False),
+        (GlobalRef("preprocess", "Scaler"), False),
+        (GlobalRef("notinstalledanywhere", "thing"), False),  # left to the check child: missing
     ],
 )
-def test_dangerous_reason(ref: GlobalRef, dangerous: bool) -> None:
-    assert (dangerous_reason(ref) is not None) is dangerous
+def test_static_refusal(ref: GlobalRef, refused: bool) -> None:
+    assert (static_refusal(ref, own={"preprocess"}) is not None) is refused
 
 
 def test_truncated_file_is_unreadable(tmp_path: Path) -> None:
@@ -93,13 +101,33 @@ def test_truncated_file_is_unreadable(tmp_path: Path) -> None:
         scan_file(path)
 
 
-def test_find_pickles_by_suffix_and_header(tmp_path: Path) -> None:
+def test_find_pickles_by_suffix_and_content(tmp_path: Path) -> None:
     (tmp_path / "a.pkl").write_bytes(b"x")
     (tmp_path / "weights.bin").write_bytes(pickle.dumps([1], protocol=4))
-    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "p0.dat").write_bytes(pickle.dumps({"a": [1, 2.5, "x"], "s": {1}}, protocol=0))
+    (tmp_path / "p1").write_bytes(pickle.dumps({"a": [1, 2.5, "x"], "s": {1}}, protocol=1))
+    (tmp_path / "plain0").write_bytes(pickle.dumps({"a": [1, 2.5, "x"]}, protocol=0))  # names no global: harmless
+    for i in range(200):  # random bytes that may well hold a STOP byte
+        (tmp_path / f"shard{i:03d}.bin").write_bytes(os.urandom(2000))
+    (tmp_path / "notes.txt").write_text("hello\nIndex,name\n(not a pickle)\n")
+    (tmp_path / "table.csv").write_text("I,d\n1,2\n")
+    (tmp_path / "config.json").write_text('{"a": 1}')
     (tmp_path / "arr.npy").write_bytes(b"\x93NUMPY")
+    np.save(tmp_path / "numbers.npy", np.arange(4))
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    np.savez(tmp_path / "plain.npz", a=np.arange(3))
+    np.savez(tmp_path / "mixed.npz", a=np.arange(3), b=np.array([None], dtype=object))
     found = find_pickles(sorted(tmp_path.iterdir()))
-    assert [p.name for p in found] == ["a.pkl", "weights.bin"]
+    assert [p.name for p in found] == ["a.pkl", "mixed.npz", "objects.npy", "p0.dat", "p1", "weights.bin"]
+
+
+def test_object_arrays_are_scanned(tmp_path: Path) -> None:
+    np.save(tmp_path / "objects.npy", np.array([Payload()], dtype=object), allow_pickle=True)
+    np.savez(tmp_path / "arrays.npz", fine=np.arange(3), evil=np.array([Payload()], dtype=object))
+    for name in ("objects.npy", "arrays.npz"):
+        refs = {str(r) for r in scan_file(tmp_path / name).references}
+        assert f"{os.system.__module__}.system" in refs, name
+    assert scan_file(tmp_path / "arrays.npz").where(GlobalRef(os.system.__module__, "system")) == " (member evil.npy)"
 
 
 def _hidden_in_a_joblib_buffer(cmd: bytes) -> bytes:
@@ -119,7 +147,7 @@ def test_opcodes_hidden_in_a_joblib_buffer_are_seen(tmp_path: Path) -> None:
     path.write_bytes(_hidden_in_a_joblib_buffer(b"touch x"))
     refs = {str(r) for r in scan_file(path).references}
     assert "os.system" in refs
-    assert dangerous_reason(GlobalRef("os", "system")) is not None
+    assert static_refusal(GlobalRef("os", "system"), own=()) is not None
 
 
 @pytest.mark.parametrize(
@@ -130,7 +158,7 @@ def test_opcodes_hidden_in_a_joblib_buffer_are_seen(tmp_path: Path) -> None:
      GlobalRef("__builtin__", "eval"), GlobalRef("types", "FunctionType")],
 )
 def test_more_ways_in_are_refused(ref: GlobalRef) -> None:
-    assert dangerous_reason(ref) is not None
+    assert static_refusal(ref, own=()) is not None
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,9 @@
 
 ``main(argv) -> int`` assembles the parser from one module per command family (``project``:
 init, package; ``local``: local predict; ``registry``: deploy, models, versions; ``node``: serve,
-predict; ``batch``: batch) and runs the chosen command under one error translator, which turns
-every :class:`CprError` into an ``ERROR`` line (and a ``TIP`` line) on stderr and exit code 1.
+predict; ``batch``: batch; ``image``: image; ``cache``: cache prune) and runs the chosen command
+under one error translator, which turns every :class:`CprError` into an ``ERROR`` line (and a
+``TIP`` line) on stderr and exit code 1.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import contextlib
 from collections.abc import Iterator, Sequence
 
 from cprsdk import __version__
-from cprsdk.cli import batch, image, local, node, project, registry
+from cprsdk.cli import batch, cache, image, local, node, project, registry
 from cprsdk.cli._common import err
 from cprsdk.errors import CprError
 
@@ -55,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"cprsdk {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for family in (project, local, registry, node, batch, image):  # the order of `cprsdk --help`
+    for family in (project, local, registry, node, batch, image, cache):  # the order of `cprsdk --help`
         family.add_parsers(sub)
     return parser
 

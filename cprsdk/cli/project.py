@@ -51,14 +51,17 @@ def _cmd_package(args: argparse.Namespace) -> int:
 
     Build SRC into a reproducible sdist and prove it will load: model and code quotas, the prediction class
     imported from the sdist alone in a clean interpreter, and every pickle in the model directory scanned
-    (without running it) for modules the package lacks, __main__ classes and dangerous callables. Prints the
-    sdist's path on stdout.
+    (without running it) for modules the package lacks, __main__ classes and anything outside the allowlist of
+    model classes (docs/packaging.md). Prints the sdist's path on stdout.
     """
     from cprsdk.packaging.packager import package
 
     settings = load_settings(args.src, settings_flags(args, _PACKAGE_KEYS))
     result = package(settings, step=(lambda s: err(f"... {s}")) if not args.quiet else (lambda s: None))
     report = result.to_json()
+    for check in result.checks:
+        if check.warning:
+            err(f"WARNING: {check.detail}")
     if args.report:
         Path(args.report).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     if args.format == "json":

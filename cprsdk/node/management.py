@@ -265,6 +265,9 @@ def read_token(path: str | None) -> str | None:
     if len(token) < 16:
         raise ConfigError(f"The admin token in {path} has {len(token)} characters; use at least 16.",
                           hint="Generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+    from cprsdk.runtime.child import protect_secret
+
+    protect_secret(path, token)  # never in a worker's environment
     return token
 
 

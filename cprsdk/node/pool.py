@@ -24,7 +24,7 @@ from cprsdk.node.dispatch import Dispatcher
 from cprsdk.node.lifecycle import LifecyclePolicy, RestartSchedule, ServingState
 from cprsdk.node.logthrottle import LogThrottle
 from cprsdk.node.protocol import LENGTH, RESPONSE_HEAD, read_report, request_frame
-from cprsdk.runtime.child import child_argv
+from cprsdk.runtime.child import child_argv, worker_env
 
 __all__ = ["WorkerPool", "WorkerSpec"]
 
@@ -78,7 +78,7 @@ class Worker:
                 raise LoadFailed(str(exc)) from None
         self.proc = await asyncio.create_subprocess_exec(
             *self.spec.argv(), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            limit=1 << 26,
+            limit=1 << 26, env=worker_env(),
         )
         try:
             status, body = await asyncio.wait_for(self._read_frame(), load_timeout)

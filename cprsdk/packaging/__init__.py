@@ -7,6 +7,7 @@
     requirements.py declared requirements: met by the runtime or installed per version
     limits.py       code and model-directory quotas
     pickles.py      scanning pickles without running them
+    pickle_policy.py the allowlist of what a pickle may reference
     templating.py   rendering templates/ (projects and bare-folder build files)
     scaffold.py     ``cprsdk init``
 """

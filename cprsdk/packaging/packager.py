@@ -4,7 +4,7 @@ Order of work (nothing is written to the output folder unless every check passes
 
 1. the model directory's size and file-count quotas;
 2. every pickle in the model directory, scanned without being executed: ``__main__`` references
-   and dangerous callables are refused;
+   and anything outside the allowlist (:mod:`cprsdk.packaging.pickle_policy`) are refused;
 3. the sdist, built from a clean copy of the project (a bare folder of modules gets its build
    files rendered from ``templates/sdist``), then normalised so its bytes depend only on file
    names and contents; the code quota;
@@ -26,18 +26,17 @@ from pathlib import Path
 from typing import Any
 
 from cprsdk.config import Settings
-from cprsdk.errors import BuildError, ConfigError, PackageError, PickleCheckError, PredictorLoadError, UnreadablePickle
+from cprsdk.errors import BuildError, ConfigError, PackageError, PickleCheckError, PredictorLoadError
 from cprsdk.packaging.build import build_distribution, build_sdist_and_wheel, normalize_sdist, with_flat_layout
 from cprsdk.packaging.install import PackageFile, install_package, install_wheel, sha256_file
 from cprsdk.packaging.layout import bare_layout, copy_project, is_bare_folder
 from cprsdk.packaging.limits import check_code_size, check_model_dir, format_mb
-from cprsdk.packaging.pickles import GlobalRef, dangerous_reason, find_pickles, scan_file
+from cprsdk.packaging.pickle_checks import policy_problems, static_pickle_checks
+from cprsdk.packaging.pickles import GlobalRef
 from cprsdk.runtime.sandbox import run_job
 
 __all__ = ["Check", "ModelChecks", "PackageResult", "build_sdist", "check_code", "check_model", "is_bare_folder",
            "package"]
-
-_MAIN_MODULES = frozenset({"__main__", "__mp_main__"})
 
 
 @dataclass(frozen=True)
@@ -45,6 +44,7 @@ class Check:
     name: str
     ok: bool
     detail: str
+    warning: bool = False  # passed, but only because a safety check was turned off
 
 
 @dataclass(frozen=True)
@@ -87,45 +87,12 @@ def _shown(path: Path, base: Path) -> str:
         return str(path)
 
 
-def _static_pickle_checks(settings: Settings, model_dir: Path) -> tuple[list[dict[str, Any]], set[GlobalRef]]:
-    from cprsdk.packaging.limits import dir_stats
-
-    base = settings.project_dir
-    problems: list[str] = []
-    scans: list[dict[str, Any]] = []
-    refs: set[GlobalRef] = set()
-    for path in find_pickles([p for p, _ in dir_stats(model_dir).files]):
-        shown = _shown(path, base)
-        try:
-            scan = scan_file(path)
-        except UnreadablePickle as exc:
-            if settings.allow_unsafe_pickles:
-                scans.append({"path": shown, "format": "unreadable", "references": [], "detail": str(exc)})
-                continue
-            problems.append(f"{shown} cannot be scanned ({exc}); re-save it with pickle or joblib, "
-                            "or pass --allow-unsafe-pickles to ship it unchecked.")
-            continue
-        scans.append({"path": shown, "format": scan.format, "compression": scan.compression,
-                      "references": [str(r) for r in scan.references]})
-        for ref in scan.references:
-            if ref.module in _MAIN_MODULES:
-                problems.append(
-                    f"{shown}{scan.where(ref)} references {ref}: the class was defined in the script that pickled "
-                    f"it, so nothing can import it at prediction time. Move the class into a module that you "
-                    f"package (for example preprocess.py), import it from there, and pickle it again."
-                )
-                continue
-            reason = dangerous_reason(ref)
-            if reason and not settings.allow_unsafe_pickles:
-                problems.append(
-                    f"{shown}{scan.where(ref)} references {ref}, and {reason}. Loading this file would run it. If you "
-                    "trust the file, pass --allow-unsafe-pickles (or allow_unsafe_pickles = true)."
-                )
-                continue
-            refs.add(ref)
-    if problems:
-        raise PickleCheckError("\n".join(problems))
-    return scans, refs
+def _unsafe_check(accepted: list[str]) -> list[Check]:
+    """One warning check naming every refusal that --allow-unsafe-pickles let through."""
+    if not accepted:
+        return []
+    return [Check("unsafe pickles", True, f"{len(accepted)} refused pickle reference(s) accepted only because of "
+                  "--allow-unsafe-pickles: " + "\n  ".join(accepted), warning=True)]
 
 
 def _install_for_check(sdists: list[Path], wheels: list[Path] | None, site: Path) -> None:
@@ -163,7 +130,7 @@ def _reference_problems(pickles: list[dict[str, Any]], answers: list[dict[str, A
 def _clean_import_check(
     settings: Settings, sdists: list[Path], refs: set[GlobalRef], pickles: list[dict[str, Any]], work: Path,
     wheels: list[Path] | None = None,
-) -> tuple[Check, Check, Check]:
+) -> tuple[Check, ...]:
     from cprsdk.packaging.requirements import ensure_requirements
 
     site = work / "site"
@@ -184,11 +151,13 @@ def _clean_import_check(
         message = cls["message"].replace(str(site), f"the built package {shown}")
         problems.append(f"{message} {cls.get('hint') or ''}".rstrip())
     reference_problems, in_package = _reference_problems(pickles, answer["references"])
-    problems += reference_problems
+    refused, unsafe = policy_problems(settings, refs, pickles, answer["references"])
+    problems += reference_problems + refused
     if problems:
         raise PickleCheckError("\n".join(problems)) if cls["status"] == "ok" else PredictorLoadError(
             "\n".join(problems))
     return (
+        *_unsafe_check(unsafe),
         _class_check(settings, shown),
         Check("pickle references", True,
               f"{len(refs)} globals resolve ({in_package} from the package, the rest from the runtime)"),
@@ -254,8 +223,8 @@ def check_model(settings: Settings, *, step: Callable[[str], None] = lambda _: N
     check = Check("model quota", True, f"{_shown(model_dir, src)}/: {len(stats.files)} files, "
                   f"{format_mb(stats.total_bytes)} of {settings.max_model_mb:g} MB")
     step("scanning pickles")
-    pickles, refs = _static_pickle_checks(settings, model_dir)
-    return ModelChecks(model_dir, (check,), tuple(pickles), frozenset(refs))
+    pickles, refs, unsafe = static_pickle_checks(settings, model_dir)
+    return ModelChecks(model_dir, (check, *_unsafe_check(unsafe)), tuple(pickles), frozenset(refs))
 
 
 def check_code(

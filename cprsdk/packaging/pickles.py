@@ -20,6 +20,8 @@ import io
 import lzma
 import os
 import pickle
+import pickletools
+import warnings
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Mapping
@@ -33,30 +35,13 @@ __all__ = [
     "PICKLE_SUFFIXES",
     "GlobalRef",
     "PickleScan",
-    "dangerous_reason",
+    "canonical",
     "find_pickles",
     "scan_file",
 ]
 
 PICKLE_SUFFIXES = frozenset({".pkl", ".pickle", ".pck", ".pcl", ".joblib", ".sav", ".dill"})
 
-_DANGEROUS_MODULES = (
-    "os", "posix", "nt", "subprocess", "_posixsubprocess", "sys", "shutil", "socket", "runpy",
-    "importlib", "pty", "code", "codeop", "ctypes", "pickle", "_pickle", "cPickle", "marshal", "dill",
-    "cloudpickle", "webbrowser", "commands", "popen2", "signal", "multiprocessing", "asyncio", "http",
-    "urllib", "urllib2", "httplib", "ftplib", "smtplib", "telnetlib", "timeit", "cProfile", "profile",
-    "pdb", "bdb", "trace", "io", "_io", "tempfile", "glob", "threading", "_thread", "types", "inspect",
-    "pydoc", "doctest", "zipimport", "numpy.testing", "numpy.load", "numpy.lib.npyio", "joblib.load",
-    "torch.hub", "torch.load", "torch.serialization", "cprsdk",
-)
-_DANGEROUS_BUILTINS = frozenset({
-    "eval", "exec", "execfile", "compile", "__import__", "open", "file", "input", "breakpoint",
-    "getattr", "setattr", "delattr", "globals", "locals", "vars", "reload", "apply",
-})
-_DANGEROUS_NAMES = {
-    "operator": frozenset({"attrgetter", "methodcaller"}),
-    "_operator": frozenset({"attrgetter", "methodcaller"}),
-}
 _COMPRESSED = (
     (b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ", "xz"), (b"\x5d\x00\x00", "lzma"),
     (b"\x78", "zlib"), (b"\x04\x22\x4d\x18", "lz4"),
@@ -81,6 +66,7 @@ class PickleScan:
     compression: str | None
     references: tuple[GlobalRef, ...]
     members: Mapping[GlobalRef, str] = field(default_factory=dict)  # zip: the member each reference is in
+    side_files: tuple[str, ...] = ()  # files an old joblib NDArrayWrapper loads with numpy.load(allow_pickle=True)
 
     def where(self, ref: GlobalRef) -> str:
         """`` (member archive/data.pkl)`` for a reference found in a zip member, else empty."""
@@ -88,7 +74,7 @@ class PickleScan:
         return f" (member {member})" if member else ""
 
 
-def _canonical(ref: GlobalRef) -> GlobalRef:
+def canonical(ref: GlobalRef) -> GlobalRef:
     """The name an unpickler really imports (Python 2 names are mapped, as fix_imports does)."""
     import _compat_pickle
 
@@ -98,24 +84,6 @@ def _canonical(ref: GlobalRef) -> GlobalRef:
     elif module in _compat_pickle.IMPORT_MAPPING:
         module = _compat_pickle.IMPORT_MAPPING[module]
     return GlobalRef(module, name)
-
-
-def dangerous_reason(ref: GlobalRef) -> str | None:
-    """Why a reference can run arbitrary code or touch the system, or None if it is ordinary.
-
-    A denylist: it stops the known ways in, not every way. Only ship pickles you made.
-    """
-    ref = _canonical(ref)
-    top = ref.module.split(".")[0]
-    qualified = f"{ref.module}.{ref.name}"
-    if ref.module in ("builtins", "__builtin__") and ref.name in _DANGEROUS_BUILTINS:
-        return f"builtins.{ref.name} can run arbitrary code"
-    if ref.name in _DANGEROUS_NAMES.get(ref.module, ()):
-        return f"{ref} can call arbitrary methods"
-    for mod in _DANGEROUS_MODULES:
-        if ref.module == mod or ref.module.startswith(mod + ".") or qualified == mod or (top == mod and "." not in mod):
-            return f"{ref} reaches the system or the interpreter ({mod})"
-    return None
 
 
 class _Stub:
@@ -179,6 +147,7 @@ class _Scanner(_PyUnpickler):  # type: ignore[misc]
         self.refs = refs  # an ordered set
         self.joblib = False
         self.joblib_aware = joblib_aware
+        self.side_files: dict[str, None] = {}
 
     def find_class(self, module: str, name: str) -> Any:
         ref = GlobalRef(str(module), str(name))
@@ -192,6 +161,9 @@ class _Scanner(_PyUnpickler):  # type: ignore[misc]
         super().load_build()
         top = self.stack[-1]
         ref = getattr(type(top), "ref", None)
+        if ref is not None and ref.module.startswith("joblib") and ref.name == "NDArrayWrapper":
+            state = top.state if isinstance(top.state, dict) else {}
+            self.side_files[str(state.get("filename", ""))] = None
         if ref is not None and ref.module.startswith("joblib") and ref.name in _JOBLIB_WRAPPERS:
             self.joblib = True
             if self.joblib_aware:
@@ -246,7 +218,8 @@ _UNREADABLE = (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError
                OSError, OverflowError, MemoryError, RecursionError, zlib.error, lzma.LZMAError)
 
 
-def _scan_stream(open_stream: Callable[[], Any], refs: dict[GlobalRef, None]) -> bool:
+def _scan_stream(open_stream: Callable[[], Any], refs: dict[GlobalRef, None],
+                 side_files: dict[str, None] | None = None) -> bool:
     """Record the references of one pickle stream into ``refs``; True if it holds joblib arrays."""
     try:
         with open_stream() as stream:
@@ -256,10 +229,37 @@ def _scan_stream(open_stream: Callable[[], Any], refs: dict[GlobalRef, None]) ->
         raise
     except _UNREADABLE as exc:
         raise UnreadablePickle(f"{type(exc).__name__}: {exc}") from None
+    if side_files is not None:
+        side_files.update(scanner.side_files)
     if scanner.joblib:
         with open_stream() as plain, contextlib.suppress(*_UNREADABLE):
             _Scanner(plain, refs, joblib_aware=False).load()  # stops at the first buffer that is not opcodes
     return bool(scanner.joblib)
+
+
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def _npy_holds_pickle(stream: IO[bytes]) -> bool:
+    """Read an ``.npy`` header: True if the data that follows is a pickle (an object array)."""
+    from numpy.lib import format as npy_format
+
+    version = npy_format.read_magic(stream)
+    read = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
+    _, _, dtype = read(stream)
+    return bool(dtype.hasobject)
+
+
+def _scan_npy_stream(open_stream: Callable[[], Any], refs: dict[GlobalRef, None]) -> None:
+    """An ``.npy`` array: an object array's data is a pickle stream, scanned like any other."""
+    try:
+        with open_stream() as stream:
+            if _npy_holds_pickle(stream):
+                _Scanner(stream, refs).load()
+    except UnreadablePickle:
+        raise
+    except _UNREADABLE as exc:
+        raise UnreadablePickle(f"{type(exc).__name__}: {exc}") from None
 
 
 def _is_zip(path: Path) -> bool:
@@ -267,8 +267,17 @@ def _is_zip(path: Path) -> bool:
         return fh.read(4) == b"PK\x03\x04" and zipfile.is_zipfile(path)
 
 
+def _object_npy(archive: zipfile.ZipFile, member: str) -> bool:
+    with archive.open(member) as stream, contextlib.suppress(*_UNREADABLE):
+        return _npy_holds_pickle(stream)
+    return True  # an unreadable header: scanned, so the scan says why
+
+
 def _pickle_members(archive: zipfile.ZipFile) -> list[str]:
-    return [m for m in archive.namelist() if Path(m).suffix.lower() in PICKLE_SUFFIXES and not m.endswith("/")]
+    """Members with a pickle suffix, and ``.npy`` members holding object arrays (``numpy.savez``)."""
+    names = [m for m in archive.namelist() if not m.endswith("/")]
+    return [m for m in names if Path(m).suffix.lower() in PICKLE_SUFFIXES
+            or (m.lower().endswith(".npy") and _object_npy(archive, m))]
 
 
 def _scan_zip(path: Path) -> PickleScan:
@@ -278,8 +287,9 @@ def _scan_zip(path: Path) -> PickleScan:
         with zipfile.ZipFile(path) as archive:
             for member in _pickle_members(archive):
                 found: dict[GlobalRef, None] = {}
+                scan = _scan_npy_stream if member.lower().endswith(".npy") else _scan_stream
                 try:
-                    _scan_stream(functools.partial(archive.open, member), found)
+                    scan(functools.partial(archive.open, member), found)
                 except UnreadablePickle as exc:
                     raise UnreadablePickle(f"member {member}: {exc}") from None
                 for ref in found:
@@ -302,10 +312,19 @@ def scan_file(path: str | os.PathLike[str]) -> PickleScan:
     if _is_zip(path):
         return _scan_zip(path)
     refs: dict[GlobalRef, None] = {}
+    if _head(path).startswith(_NPY_MAGIC):
+        _scan_npy_stream(functools.partial(path.open, "rb"), refs)
+        return PickleScan(path, "npy", None, tuple(refs))
     first, compression = _open_stream(path)  # raises for a compression that cannot be read
     unused = [first]
-    joblib = _scan_stream(lambda: unused.pop() if unused else _open_stream(path)[0], refs)
-    return PickleScan(path, "joblib" if joblib else "pickle", compression, tuple(refs))
+    side: dict[str, None] = {}
+    joblib = _scan_stream(lambda: unused.pop() if unused else _open_stream(path)[0], refs, side)
+    return PickleScan(path, "joblib" if joblib else "pickle", compression, tuple(refs), side_files=tuple(side))
+
+
+def _head(path: Path) -> bytes:
+    with path.open("rb") as fh:
+        return fh.read(6)
 
 
 _COMPRESSION_SUFFIXES = frozenset({".gz", ".z", ".bz2", ".xz", ".lzma"})
@@ -315,15 +334,49 @@ def _pickle_header(head: bytes) -> bool:
     return len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5
 
 
+_OLD_PROTOCOL_STARTS = frozenset(op.code.encode("latin1")[0] for op in pickletools.opcodes if op.proto <= 1)
+
+
+class _Discard:
+    def write(self, text: str) -> int:
+        return len(text)
+
+
+def _walks_to_stop(path: Path) -> bool:
+    """A protocol 0 or 1 pickle has no header: it is one if pickletools can walk it to its STOP.
+
+    Only a stream that names a global (``GLOBAL`` or ``INST``: without one it can call nothing)
+    counts, and ``pickletools.dis`` must accept it, checking the stack and the memo as it goes,
+    so random bytes that happen to reach a STOP byte are not taken for a pickle. Objects left on
+    the stack after STOP (which ``pickle.load`` ignores) still count.
+    """
+    with path.open("rb") as fh, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # decoding arbitrary bytes as protocol 0 strings warns of bad escapes
+        try:
+            if not any(op.name in ("GLOBAL", "INST") for op, _, _ in pickletools.genops(fh)):
+                return False
+            fh.seek(0)
+            pickletools.dis(fh, out=_Discard())  # type: ignore[arg-type]
+        except ValueError as exc:
+            return str(exc).startswith("stack not empty after STOP")
+        except (EOFError, UnicodeDecodeError, OverflowError, MemoryError, KeyError, IndexError, TypeError):
+            return False
+    return True
+
+
 def _looks_like_pickle(path: Path) -> bool:
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes and (suffixes[-1] in PICKLE_SUFFIXES or (
             len(suffixes) > 1 and suffixes[-1] in _COMPRESSION_SUFFIXES and suffixes[-2] in PICKLE_SUFFIXES)):
         return True
     try:
-        with path.open("rb") as fh:
-            head = fh.read(6)
+        head = _head(path)
         if _pickle_header(head):
+            return True
+        if head.startswith(_NPY_MAGIC):  # an object array's data is a pickle
+            with path.open("rb") as fh:
+                return _npy_holds_pickle(fh)
+        if head and head[0] in _OLD_PROTOCOL_STARTS and _walks_to_stop(path):
             return True
         if head.startswith(b"PK\x03\x04") and zipfile.is_zipfile(path):  # torch.save checkpoints and the like
             with zipfile.ZipFile(path) as archive:
@@ -332,11 +385,15 @@ def _looks_like_pickle(path: Path) -> bool:
             stream, _ = _open_stream(path)  # a compressed pickle (joblib's compress=...)
             with stream:
                 return _pickle_header(stream.read(2))
-    except (OSError, EOFError, lzma.LZMAError, zlib.error, zipfile.BadZipFile, UnreadablePickle):
+    except (OSError, EOFError, ValueError, lzma.LZMAError, zlib.error, zipfile.BadZipFile, UnreadablePickle):
         return False
     return False
 
 
 def find_pickles(files: Iterable[Path]) -> list[Path]:
-    """The files to scan: pickle-like suffixes, a pickle protocol 2-5 header, or a zip with pickle members."""
+    """The files to scan, recognized by content as much as by name.
+
+    A pickle-like suffix; a protocol 2-5 header; a protocol 0 or 1 stream that pickletools walks to
+    its STOP; a compressed pickle; an ``.npy`` object array; a zip with pickle or object-array members.
+    """
     return sorted(p for p in files if _looks_like_pickle(p))

@@ -222,6 +222,14 @@ def _manifest(settings: Settings, request: DeployRequest, registry: Registry,
     }, source=f"of {request.model}/{request.version}")
 
 
+def _sweep(registry: Registry, step: Callable[[str], None]) -> None:
+    """Remove the temporary objects killed uploads left in the registry over an hour ago."""
+    removed = registry.store.sweep_temporaries()
+    if removed:
+        step(f"removed {len(removed)} temporary object(s) left by interrupted uploads: {', '.join(removed[:5])}"
+             + (" ..." if len(removed) > 5 else ""))
+
+
 def deploy(settings: Settings, request: DeployRequest, *, registry: Registry,
            step: Callable[[str], None] = lambda _: None, progress: bool | None = None) -> DeployResult:
     """Check, upload the missing blobs, then publish the version manifest (create-only)."""
@@ -237,6 +245,7 @@ def deploy(settings: Settings, request: DeployRequest, *, registry: Registry,
         files, packages, notes = _gather(settings, request, Path(tmp), step)
         uploads = {registry.blob_key(a.sha256): a for a in [*files, *packages] if a.local is not None and not a.uri}
         step(f"uploading to {registry.uri}")
+        _sweep(registry, step)
         stats = upload_many(registry.store, [(a.local, key, a.sha256) for key, a in sorted(uploads.items())
                                              if a.local is not None], progress=progress)
     manifest = _manifest(settings, request, registry, files, packages)

@@ -5,16 +5,43 @@ with :func:`child_argv`. Inside it, :func:`enter` makes the version's installed 
 entries of ``sys.path``, sets ``sys.argv`` to the prediction class (user code that reads
 ``sys.argv`` sees no cprsdk flags), and, when asked, moves the original stdout aside so that
 anything user code prints, even from C, goes to stderr and can never corrupt the answers.
+
+Workers run with :func:`worker_env`: the node's environment minus its secrets.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["child_argv", "enter", "exit_with_parent"]
+__all__ = ["SECRET_NAMES", "child_argv", "enter", "exit_with_parent", "protect_secret", "worker_env"]
+
+SECRET_NAMES = re.compile(r"^CPRSDK_.*(TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
+"""Variables named like a secret of the node (``CPRSDK_ADMIN_TOKEN``, ``CPRSDK_ADMIN_TOKEN_FILE``...)."""
+
+_SECRETS: set[str] = set()  # the node's token-file path (as given and resolved) and the token itself
+
+
+def protect_secret(*values: str) -> None:
+    """Keep ``values`` (a token file's path, the token) out of every worker's environment from now on."""
+    for value in values:
+        if value:
+            _SECRETS.add(value)
+            if os.sep in value:
+                _SECRETS.add(os.path.realpath(value))
+
+
+def worker_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a worker gets: the node's, minus variables named like a node secret
+    (:data:`SECRET_NAMES`) and variables whose value holds a protected secret (:func:`protect_secret`:
+    the admin token file's path or the token). Everything else passes, cloud credentials included.
+    """
+    environ = os.environ if environ is None else environ
+    return {name: value for name, value in environ.items()
+            if not SECRET_NAMES.search(name) and not any(secret in value for secret in _SECRETS)}
 
 _ROOT = str(Path(__file__).resolve().parent.parent.parent)
 _BOOT = (

@@ -31,10 +31,12 @@ from typing import Any
 
 from cprsdk.config import Settings, load_settings
 from cprsdk.errors import ConfigError, IntegrityError
+from cprsdk.packaging import install
 from cprsdk.packaging.install import PackageFile, cache_dir, cached_site, discard, publish, sha256_file, verify_tree
 from cprsdk.packaging.requirements import declared_requirements, ensure_requirements
 from cprsdk.registry.manifest import Manifest
 from cprsdk.registry.registry import Registry
+from cprsdk.runtime.cache import bound_cache, hold
 from cprsdk.runtime.frameworks import framework_of, run_name
 
 __all__ = ["ResolvedVersion", "download_model_dir", "local_package_files", "resolve_local", "resolve_manifest",
@@ -109,6 +111,10 @@ def resolve_manifest(registry: Registry, manifest: Manifest, *, cache: Path | No
         raise ConfigError(f"Version {manifest.name} of model {manifest.model} has no prediction class.",
                           hint="Deploy it again with --prediction-class module.Class (or --framework).")
     root = cache or cache_dir()
+    digests = [p.sha256 for p in manifest.packages]
+    hold(root / "versions" / manifest.digest[:32])  # never pruned while this process runs
+    hold(root / "site" / install.site_key(digests))
+    fetched = not (root / "versions" / f"{manifest.digest[:32]}.json").is_file()
     model_dir = _fetched_model_dir(registry, manifest, root / "versions")
 
     def fetch(folder: Path) -> list[PackageFile]:
@@ -119,8 +125,12 @@ def resolve_manifest(registry: Registry, manifest: Manifest, *, cache: Path | No
             found.append(PackageFile(target, entry.sha256))
         return found
 
-    site, _ = cached_site([p.sha256 for p in manifest.packages], fetch, root=root)
+    site, cached = cached_site(digests, fetch, root=root)
     sites, requirements = _with_requirements(site, root)
+    for folder in sites[1:]:  # the requirements folders
+        hold(folder)
+    if fetched or not cached:
+        bound_cache(root, registry)
     return ResolvedVersion(model=manifest.model, name=manifest.name, prediction_class=target,
                            model_dir=model_dir, sites=sites, output_formatter=manifest.output_formatter,
                            formatter_args=manifest.formatter_args, requirements=requirements,

@@ -70,16 +70,20 @@ def _locate(module_name: str) -> str | None:
     return (spec.origin or "namespace") if spec is not None else None
 
 
+def _what(target: Any) -> dict[str, str]:
+    """What a resolved global is (class, function or object) and the module that defined it (its type's)."""
+    kind = "class" if isinstance(target, type) else "function" if callable(target) else "object"
+    owner = target if kind != "object" else type(target)
+    return {"kind": kind, "defined_in": str(getattr(owner, "__module__", None) or "")}
+
+
 def _resolve_ref(module_name: str, name: str, sites: list[str]) -> dict[str, Any]:
+    """Import what a pickle references (only names the pickle policy let through get here)."""
     result: dict[str, Any] = {"module": module_name, "name": name}
-    top = importlib.machinery.PathFinder.find_spec(module_name.split(".")[0], sites)
-    if top is None:  # not in the package: locate it in the runtime without importing it
-        origin = _locate(module_name)
-        if origin is not None:
-            return {**result, "status": "ok", "origin": "runtime"}
-        if importlib.machinery.PathFinder.find_spec(module_name.split(".")[0]) is None and \
-                module_name.split(".")[0] not in sys.builtin_module_names:
-            return {**result, "status": "missing-module", "detail": f"No module named {module_name.split('.')[0]!r}"}
+    top = module_name.split(".")[0]
+    if importlib.machinery.PathFinder.find_spec(top, sites) is None and _locate(module_name) is None and \
+            importlib.machinery.PathFinder.find_spec(top) is None and top not in sys.builtin_module_names:
+        return {**result, "status": "missing-module", "detail": f"No module named {top!r}"}
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
@@ -95,7 +99,7 @@ def _resolve_ref(module_name: str, name: str, sites: list[str]) -> dict[str, Any
         target = getattr(target, part)
     origin = getattr(module, "__file__", None) or ""
     in_package = any(origin.startswith(site + os.sep) for site in sites)
-    return {**result, "status": "ok", "origin": "package" if in_package else "runtime"}
+    return {**result, "status": "ok", "origin": "package" if in_package else "runtime", **_what(target)}
 
 
 def _resolved_style(name: str, sites: list[str]) -> str:

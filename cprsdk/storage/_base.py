@@ -7,6 +7,7 @@ import hashlib
 import os
 import re
 import secrets
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,8 @@ __all__ = ["Blob", "ObjectInfo", "Store"]
 CHUNK = 1 << 20
 # Names cprsdk gives its own temporary and lock files; keys may not end with them.
 RESERVED_NAME = re.compile(r"\.cprsdk-(tmp-[0-9a-f]+|lock)$")
+TEMPORARY_NAME = re.compile(r"\.cprsdk-tmp-[0-9a-f]+$")
+TEMPORARY_MAX_AGE = 3600.0  # seconds: an upload's temporary object older than this was left by a killed upload
 
 
 @dataclass(frozen=True)
@@ -218,6 +221,14 @@ class Store(ABC):
         """Remove ``key``; a missing object is not an error."""
         self._delete(check_key(key))
 
+    def sweep_temporaries(self, *, older_than: float = TEMPORARY_MAX_AGE, prefix: str = "") -> builtins.list[str]:
+        """Remove the temporary objects of uploads killed mid-way, older than ``older_than`` seconds.
+
+        Returns the names removed. A younger one may belong to an upload still running, so it is
+        kept. Backends whose unfinished uploads are not objects (GCS resumable sessions) have none.
+        """
+        return self._sweep(check_prefix(prefix), time.time() - older_than)
+
     def upload_file(self, path: Path, key: str, *, if_absent: bool = False, sha256: str | None = None) -> str:
         """Upload a local file to ``key``, verify what was stored, and return its token.
 
@@ -299,6 +310,9 @@ class Store(ABC):
 
     @abstractmethod
     def _delete(self, key: str) -> None: ...
+
+    def _sweep(self, prefix: str, cutoff: float) -> builtins.list[str]:
+        return []
 
     @abstractmethod
     def _upload(self, source: HashingReader, path: Path, key: str, *, if_absent: bool) -> ObjectInfo:

@@ -21,7 +21,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from cprsdk.storage._base import CHUNK, RESERVED_NAME, Blob, HashingReader, ObjectInfo, Sink, Store, list_base
+from cprsdk.storage._base import (
+    CHUNK,
+    RESERVED_NAME,
+    TEMPORARY_NAME,
+    Blob,
+    HashingReader,
+    ObjectInfo,
+    Sink,
+    Store,
+    list_base,
+)
 from cprsdk.storage._errors import AlreadyExists, NotFound, StorageError
 
 _NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV}
@@ -41,6 +51,13 @@ def _stat_file(path: Path) -> os.stat_result | None:
     except (FileNotFoundError, NotADirectoryError):
         return None
     return st if stat_mod.S_ISREG(st.st_mode) else None
+
+
+def _older(path: Path, cutoff: float) -> bool:
+    try:
+        return os.stat(path).st_mtime < cutoff
+    except OSError:
+        return False
 
 
 def _temp_name(target: Path) -> Path:
@@ -180,6 +197,18 @@ class LocalStore(Store):
             elif entry.is_file() and not RESERVED_NAME.search(entry.name):
                 st = entry.stat()
                 yield ObjectInfo(key=key, size=st.st_size, token=_token(st))
+
+    def _sweep(self, prefix: str, cutoff: float) -> builtins.list[str]:
+        base = list_base(prefix)
+        removed = []
+        for folder, _, names in os.walk(self._path(base) if base else self.root):
+            for name in names:
+                path = Path(folder, name)
+                rel = path.relative_to(self.root).as_posix()
+                if TEMPORARY_NAME.search(name) and rel.startswith(prefix) and _older(path, cutoff):
+                    path.unlink(missing_ok=True)
+                    removed.append(rel)
+        return sorted(removed)
 
     def _delete(self, key: str) -> None:
         target = self._path(key)
