@@ -6,6 +6,9 @@ import json
 import secrets
 from pathlib import Path
 
+import pytest
+
+from cprsdk.cli import main
 from cprsdk.runtime.child import worker_env
 from cprsdk.testing import free_port
 from helpers import cprsdk_serve, http
@@ -56,3 +59,22 @@ def test_worker_env_keeps_ordinary_variables() -> None:
                "GOOGLE_APPLICATION_CREDENTIALS": "/k.json"}
     passed = {"HOME": "/home/u", "CPRSDK_CACHE_DIR": "/c", "GOOGLE_APPLICATION_CREDENTIALS": "/k.json"}
     assert worker_env(environ) == passed
+
+
+def test_a_local_batch_workers_environment_lacks_the_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    project = tmp_path / "envdump"
+    (project / "model").mkdir(parents=True)
+    (project / "model" / "weights.txt").write_text("x")
+    (project / "envdump.py").write_text(ENV_PREDICTOR)
+    (tmp_path / "in.jsonl").write_text("1\n")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("CPRSDK_ADMIN_TOKEN", "a-secret")
+    monkeypatch.setenv("MODEL_FLAVOUR", "vanilla")
+    code = main(["batch", "predict", "--model-dir", str(project / "model"), "--package", str(project),
+                 "--prediction-class", "envdump.EnvPredictor", "--input", str(tmp_path / "in.jsonl"),
+                 "--output", str(tmp_path / "out")])
+    assert code == 0, capsys.readouterr().err
+    line = (tmp_path / "out" / "predictions" / "part-00000.jsonl").read_text().splitlines()[0]
+    seen = json.loads(line)["prediction"]
+    assert seen["MODEL_FLAVOUR"] == "vanilla" and "CPRSDK_ADMIN_TOKEN" not in seen

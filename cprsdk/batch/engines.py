@@ -22,7 +22,7 @@ from cprsdk.batch import watchdog
 from cprsdk.batch.scoring import score_shard
 from cprsdk.batch.shards import read_shard
 from cprsdk.errors import ConfigError, WorkerLost
-from cprsdk.runtime.child import exit_with_parent
+from cprsdk.runtime.child import exit_with_parent, worker_env
 
 __all__ = ["Engine"]
 
@@ -32,6 +32,14 @@ def _exit_text(code: int | None) -> str:
         with contextlib.suppress(ValueError):
             return f"with signal {signal.Signals(-code).name}"
     return "" if code is None else f"with exit code {code}"
+
+
+def _enter_worker(parent: int, environ: dict[str, str]) -> None:
+    """A local batch worker's start: the environment minus the node's secrets (as node workers get it),
+    and an exit of its own when ``parent`` goes."""
+    os.environ.clear()
+    os.environ.update(environ)
+    exit_with_parent(parent)
 
 
 class Engine:
@@ -57,7 +65,7 @@ class Engine:
 
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=self.spec.workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=exit_with_parent, initargs=(os.getpid(),))
+                                   initializer=_enter_worker, initargs=(os.getpid(), worker_env()))
 
     def submit(self, payload: dict[str, Any], records: list[dict[str, Any]] | dict[str, Any]) -> Any:
         self._submitted += 1

@@ -43,6 +43,7 @@ def worker_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     return {name: value for name, value in environ.items()
             if not SECRET_NAMES.search(name) and not any(secret in value for secret in _SECRETS)}
 
+
 _ROOT = str(Path(__file__).resolve().parent.parent.parent)
 _BOOT = (
     "import sys, importlib, importlib.util\n"
