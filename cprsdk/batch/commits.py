@@ -4,8 +4,10 @@ written last, and the CSV views joined from the committed shards (layout in ``jo
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from cprsdk.batch.scoring import csv_rows
@@ -92,10 +94,18 @@ def commit(store: Store, index: int, shard: dict[str, Any], suffixes: tuple[str,
 
 
 def write_views(store: Store, unreadable: list[dict[str, Any]], shards: Sequence[int]) -> None:
-    """results.csv and errors.csv: a header, then each committed shard's rows, in shard order."""
-    results = [b"input,output\n"] + [store.read(f"_views/part-{i:05d}.results.csv").data for i in shards]
-    store.write("results.csv", b"".join(results))
-    errors = [b"input,error_type,message\n",
-              csv_rows([[u["input"], u["errorType"], u["message"]] for u in unreadable])]
-    errors += [store.read(f"_views/part-{i:05d}.errors.csv").data for i in shards]
-    store.write("errors.csv", b"".join(errors))
+    """results.csv and errors.csv: a header, then each committed shard's rows, in shard order.
+
+    Each view is joined in a local temporary file, a shard at a time, then uploaded: a view as large
+    as the input never sits in memory.
+    """
+    head = csv_rows([[u["input"], u["errorType"], u["message"]] for u in unreadable])
+    for name, header, kind in (("results.csv", b"input,output\n", "results"),
+                               ("errors.csv", b"input,error_type,message\n" + head, "errors")):
+        with tempfile.TemporaryDirectory(prefix="cprsdk-views-") as folder:
+            path = Path(folder) / name
+            with open(path, "wb") as out:
+                out.write(header)
+                for i in shards:
+                    out.write(store.read(f"_views/part-{i:05d}.{kind}.csv").data)
+            store.upload_file(path, name)
