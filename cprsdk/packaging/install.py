@@ -94,10 +94,14 @@ def record_tree(root: Path) -> None:
 
 
 def verify_tree(root: Path) -> str | None:
-    """What changed under ``root`` since it was recorded (a sentence), or None when nothing did."""
+    """What changed under ``root`` since it was recorded (a sentence), or None when nothing did.
+
+    Errors that say nothing about the files (too many open files, a failing disk) are raised as they
+    are, so they are not taken for a changed install.
+    """
     try:
         record = json.loads((root / RECORD).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (FileNotFoundError, NotADirectoryError, ValueError):
         return f"{root} has no readable install record"
     seen = set()
     for relative, path in _files(root):
