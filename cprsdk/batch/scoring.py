@@ -84,9 +84,18 @@ def error(ref: str, exc: BaseException) -> dict[str, Any]:
 
 
 def _predict_many(adapter: Any, instances: list[Any], timeout: float | None) -> list[Any]:
+    """The predictions of one call, as the node's answer holds them (its JSON types, its output policy)."""
+    from cprsdk.runtime.adapters import CprAdapter
+    from cprsdk.runtime.frameworks import FrameworkAdapter
+    from cprsdk.runtime.payload import to_jsonable
+
     with guard(timeout):  # past it, the watchdog ends this process (see watchdog.py)
-        answer = json.loads(adapter.handle_json({"instances": instances}, vertex=False, version=""))
-    predictions = answer.get("predictions")
+        if isinstance(adapter, (CprAdapter, FrameworkAdapter)):  # no JSON round trip for the plain forms
+            call = adapter.predictor.predict if isinstance(adapter, CprAdapter) else adapter.predict
+            predictions = to_jsonable(call(instances))
+        else:
+            answer = json.loads(adapter.handle_json({"instances": instances}, vertex=False, version=""))
+            predictions = answer.get("predictions")
     if not isinstance(predictions, list) or len(predictions) != len(instances):
         got = len(predictions) if isinstance(predictions, list) else type(predictions).__name__
         raise ValueError(f"predict returned {got} outputs for {len(instances)} instances")
