@@ -41,6 +41,11 @@ def inflector(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return src
 
 
+def _entries(cache: Path) -> list[str]:
+    """The cache entries in ``cache``, without the lock files that mark an entry in use."""
+    return sorted(p.name for p in cache.iterdir() if not p.name.endswith(".inuse"))
+
+
 def test_a_requirement_from_pypi_is_installed_for_every_path_and_never_in_the_runtime(
     inflector: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -53,7 +58,7 @@ def test_a_requirement_from_pypi_is_installed_for_every_path_and_never_in_the_ru
     installed = requirements_dir([REQUIREMENT])
     assert f"installed for the check (cached in {installed}): {REQUIREMENT}" in checks["requirements"]
     assert (installed / "inflection.py").is_file() or (installed / "inflection").is_dir()
-    before = sorted(p.name for p in installed.parent.iterdir())
+    before = _entries(installed.parent)
 
     assert main(["local", "predict", "--json-instances", "words.jsonl"]) == 0
     assert json.loads(capsys.readouterr().out)["predictions"] == EXPECTED
@@ -66,7 +71,7 @@ def test_a_requirement_from_pypi_is_installed_for_every_path_and_never_in_the_ru
     capsys.readouterr()
     with running_node(registry=registry, poll_interval=0.2) as node:
         assert node.client.predict("words", WORDS, version="v1") == EXPECTED
-    assert sorted(p.name for p in installed.parent.iterdir()) == before  # one install, shared by every path
+    assert _entries(installed.parent) == before  # one install, shared by every path
     assert importlib.util.find_spec("inflection") is None
 
 
