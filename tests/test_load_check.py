@@ -34,7 +34,7 @@ def test_a_from_path_that_raises_fails_package_and_deploy_before_any_upload(
     code, out, err = _run(capsys, "package", str(src), "--skip-load-check", "--format", "json")
     assert code == 0, err
     load = next(c for c in json.loads(out)["checks"] if c["name"] == "load")
-    assert load == {"name": "load", "ok": True, "detail": "skipped (flag --skip-load-check)"}
+    assert load == {"name": "load", "ok": True, "detail": "skipped (flag --skip-load-check)", "warning": False}
 
 
 def test_a_good_version_reports_load_time_and_memory_and_a_smoke_prediction(

@@ -90,12 +90,13 @@ def test_a_killed_upload_to_gcs_leaves_no_object_to_sweep(tmp_path: Path, gcs_ur
         def uploading() -> bool:  # the sdist and weights.txt stored: only the big file is left, in flight
             if not seen and sum(1 for _ in client.list_blobs(bucket)) >= 2:
                 seen.append(time.monotonic())
-            return bool(seen) and time.monotonic() - seen[0] > 1.0
+            return bool(seen) and time.monotonic() - seen[0] > 0.3  # the 120 MB upload takes about a second
 
         _kill_mid_upload(project, gcs_uri, uploading)
         sizes = {blob.name: blob.size for blob in client.list_blobs(bucket)}
     finally:
         client.close()
+    assert not [name for name in sizes if name.endswith("model.json")], "the deploy finished before the kill"
     assert len(sizes) == 2 and BIG not in sizes.values()  # killed before the big file was stored
     assert not [name for name in sizes if "cprsdk-tmp" in name]
     assert open_store(gcs_uri).sweep_temporaries(older_than=0) == []
