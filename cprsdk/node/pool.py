@@ -321,7 +321,7 @@ class WorkerPool:
         if self.pending + self.waiting >= self.max_pending:
             raise Overloaded(f"Version {self.spec.version} has {self.pending + self.waiting} requests waiting; "
                              "try again shortly.", retry_after=1)
-        if await self._live_worker(deadline) is None:
+        if await self._live_worker(deadline) is None:  # wait for one; the dispatcher picks which gets it
             return 504, error_bytes(504, f"No worker of version {self.spec.version} was running within the "
                                          f"{self.predict_timeout:g} s timeout (it is being replaced).")
         request_id = next(self._ids)
