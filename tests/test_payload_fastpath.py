@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from cprsdk import RequestError, ResponseError
-from cprsdk.runtime.payload import MAX_DEPTH, MAX_INT_DIGITS, dumps_response, parse_json, to_jsonable
+from cprsdk.runtime.payload import MAX_DEPTH, MAX_INT_DIGITS, dumps_response, parse_json, parse_json_lines, to_jsonable
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -196,3 +196,40 @@ def test_random_plain_predictions_encode_to_the_same_values() -> None:
         if rng.random() < 0.5:
             predictions = [predictions, [_random_value(rng, depth=4)]]
         assert _same(json.loads(dumps_response(predictions)), _reference_dumps(predictions))
+
+
+def _line_outcome(line: bytes) -> Any:
+    try:
+        return ("value", parse_json(line))
+    except RequestError as exc:
+        return ("refused", exc.message)
+
+
+def test_many_lines_parse_as_each_would_alone() -> None:
+    """A batch shard's lines, parsed together, give each line's value or its own refusal."""
+    rng = random.Random(5)
+    odd = [b"[NaN]", b"{bad", b"1e400", b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1), b'"\\ud800"',
+           b"[" + b"9" * (MAX_INT_DIGITS + 1) + b"]", b"\xef\xbb\xbf[1]", b"[1] \r", b"  "]
+    for round_ in range(300):
+        lines = [json.dumps(_random_value(rng)).encode() for _ in range(rng.randrange(1, 8))]
+        lines += rng.sample(odd, rng.randrange(3))
+        if round_ % 3 == 0:  # a 19-digit run anywhere sends every line the slow way
+            lines.append(b"[1234567890123456789]")
+        rng.shuffle(lines)
+        got = parse_json_lines(lines)
+        for line, value in zip(lines, got, strict=True):
+            expected = _line_outcome(line)
+            if expected[0] == "value":
+                assert not isinstance(value, BaseException) and _same(value, expected[1]), line
+            else:
+                assert isinstance(value, RequestError) and value.message == expected[1], line
+
+
+def test_plain_predictions_pass_as_they_are_and_the_rest_is_still_converted() -> None:
+    plain = ["setosa", 1, True, None]
+    assert to_jsonable(plain) is plain
+    floats = [0.5, -0.0, 1e300]
+    assert to_jsonable(floats) is floats
+    assert to_jsonable([0.5, float("nan"), float("-inf")]) == [0.5, "NaN", "-Infinity"]
+    assert to_jsonable([np.float32(0.5), 2]) == [0.5, 2] and type(to_jsonable([np.int64(3)])[0]) is int
+    assert to_jsonable([Label("x")]) == ["x"] and type(to_jsonable([Label("x")])[0]) is Label

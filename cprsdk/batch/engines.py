@@ -8,6 +8,7 @@ isolates the record at fault (see ``jobs.py``) and the engine starts fresh worke
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing
 import os
 import shutil
@@ -19,10 +20,10 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from cprsdk.batch import watchdog
-from cprsdk.batch.scoring import score_shard
+from cprsdk.batch.scoring import loaded, score_shard
 from cprsdk.batch.shards import read_shard
 from cprsdk.errors import ConfigError, WorkerLost
-from cprsdk.runtime.child import exit_with_parent, worker_env
+from cprsdk.runtime.child import exit_with_parent, keep_freed_memory, worker_env
 
 __all__ = ["Engine"]
 
@@ -34,12 +35,20 @@ def _exit_text(code: int | None) -> str:
     return "" if code is None else f"with exit code {code}"
 
 
-def _enter_worker(parent: int, environ: dict[str, str]) -> None:
+def _enter_worker(parent: int, environ: dict[str, str], payload: dict[str, Any]) -> None:
     """A local batch worker's start: the environment minus the node's secrets (as node workers get it),
-    and an exit of its own when ``parent`` goes."""
+    an exit of its own when ``parent`` goes, malloc told to keep freed memory, and the version loaded
+    (while the job's process still scans the inputs).
+
+    A version that fails to load here is loaded again by the first shard, which reports the error.
+    """
     os.environ.clear()
     os.environ.update(environ)
     exit_with_parent(parent)
+    keep_freed_memory()
+    with contextlib.suppress(Exception):
+        loaded(payload)
+    gc.freeze()  # the model's objects: never traced again by the collector
 
 
 class Engine:
@@ -64,8 +73,13 @@ class Engine:
             self._pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=self.spec.workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_enter_worker, initargs=(os.getpid(), worker_env()))
+        """A pool whose workers all start now: they load the version while the job goes on."""
+        pool = ProcessPoolExecutor(max_workers=self.spec.workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_enter_worker,
+                                   initargs=(os.getpid(), worker_env(), self.spec.worker_payload()))
+        for _ in range(self.spec.workers):  # the pool starts a worker per submission while none is idle
+            pool.submit(os.getpid)
+        return pool
 
     def submit(self, payload: dict[str, Any], records: list[dict[str, Any]] | dict[str, Any]) -> Any:
         self._submitted += 1

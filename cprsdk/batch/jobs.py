@@ -143,15 +143,13 @@ def run_job(spec: JobSpec, *, progress: Callable[[int, int], None] = lambda done
     start(store, job_id(spec.output), spec.to_json(), spec.fingerprint(objects), restart=restart)
     store.delete("_STOP")
     staging = Path(tempfile.mkdtemp(prefix="cprsdk-batch-"))
+    engine = Engine(spec)  # its workers load the version while the inputs are scanned
     try:
         planned = plan(objects, spec.data_format, spec.shard_size, staging)
         done = committed(store)
-        engine = Engine(spec)
-        try:
-            stopped = _score(store, spec, engine, planned.shards, done, lambda n: progress(n, planned.total))
-        finally:
-            engine.close()
+        stopped = _score(store, spec, engine, planned.shards, done, lambda n: progress(n, planned.total))
     finally:
+        engine.close()
         shutil.rmtree(staging, ignore_errors=True)
     return _finish(store, spec, planned.total + len(planned.unreadable), len(planned.shards), done,
                    planned.unreadable, stopped)

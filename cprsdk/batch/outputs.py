@@ -16,9 +16,11 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 from cprsdk.errors import ConfigError
 
-__all__ = ["check", "decode_lines", "encode", "join", "parquet_module", "suffixes"]
+__all__ = ["check", "decode_lines", "dumps", "encode", "join", "parquet_module", "suffixes"]
 
 FORMATS = ("jsonl", "parquet")
 COMPRESSIONS = ("none", "gzip")
@@ -39,8 +41,19 @@ def suffixes(spec: dict[str, Any]) -> tuple[str, str]:
     return (".parquet" if spec.get("output_format") == "parquet" else f".jsonl{gz}"), f".jsonl{gz}"
 
 
+def dumps(value: Any) -> bytes:
+    """Compact JSON (orjson; the standard library for what it refuses, such as integers past 64 bits)."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def _jsonl(lines: Sequence[dict[str, Any]]) -> bytes:
-    return "".join(json.dumps(line) + "\n" for line in lines).encode()
+    try:
+        return b"".join([orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE) for line in lines])
+    except orjson.JSONEncodeError:
+        return b"".join([dumps(line) + b"\n" for line in lines])
 
 
 def encode(spec: dict[str, Any], lines: Sequence[dict[str, Any]], *, errors: bool = False) -> bytes:

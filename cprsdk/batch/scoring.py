@@ -17,14 +17,14 @@ from cprsdk.batch.watchdog import guard, watching
 from cprsdk.errors import CprError
 from cprsdk.runtime.child import enter
 
-__all__ = ["csv_rows", "lost_record", "merge_shards", "score_shard"]
+__all__ = ["csv_rows", "loaded", "lost_record", "merge_shards", "score_shard"]
 
 
 _LOADED: dict[str, Any] = {}  # version digest -> adapter, in this worker process
 _OWN_MODULES: dict[str, tuple[tuple[str, ...], set[str]]] = {}  # digest -> (its sites, modules imported from them)
 
 
-def _adapter(spec: dict[str, Any]) -> Any:
+def loaded(spec: dict[str, Any]) -> Any:
     """The version's adapter, loaded once per worker process.
 
     A Dask worker outlives jobs: before a second version loads, the modules the first one imported
@@ -64,13 +64,8 @@ def _number(text: str) -> Any:
             return text
 
 
-def _instance(record: dict[str, Any], data_format: str, config: InstanceConfig) -> tuple[Any, Any, Any]:
-    """(key or None, instance, the record as output) of a JSON line or a CSV or Parquet row; raises if malformed."""
-    if data_format == "jsonl":
-        from cprsdk.runtime.payload import parse_json
-
-        return from_line(parse_json(record["line"]), config)
-    header, row = record["header"], record["row"]
+def _from_row(header: list[str], row: list[Any], data_format: str, config: InstanceConfig) -> tuple[Any, Any, Any]:
+    """(key or None, instance, the record as output) of a CSV or Parquet row; raises if malformed."""
     if len(row) != len(header):
         raise ValueError(f"the row has {len(row)} fields, the header {len(header)}")
     if data_format == "csv":
@@ -105,19 +100,23 @@ def _predict_many(adapter: Any, instances: list[Any], timeout: float | None) -> 
 def score_shard(spec: dict[str, Any], records: list[dict[str, Any]] | dict[str, Any]) -> dict[str, Any]:
     """Score one shard and encode its output files in the worker (the parent only writes bytes).
 
+    ``records`` are the shard's records, or ``{"segments": ...}`` for the worker to read them itself.
     Returns the prediction and error JSON lines, the shard's rows of results.csv and errors.csv,
     and its counts. A failing batch is retried one record at a time.
     """
-    if isinstance(records, dict):  # a shard's segments: read its records here, in the worker
-        from cprsdk.batch.shards import read_shard
-
-        records = read_shard(records["segments"])
     with watching(spec):
-        results, errors = _score_lists(spec, records)
+        if spec["data_format"] == "files":
+            if isinstance(records, dict):
+                from cprsdk.batch.shards import read_shard
+
+                records = read_shard(records["segments"])
+            results, errors = _score_files(loaded(spec), records, spec.get("record_timeout"))
+        else:
+            results, errors = _score_records(spec, *_columns(spec["data_format"], records))
     return {"predictions": outputs.encode(spec, results), "errors": outputs.encode(spec, errors, errors=True),
             "succeeded": len(results),
             "failed": len(errors),
-            "results_csv": csv_rows([[r["input"], json.dumps(r["prediction"])] for r in results]),
+            "results_csv": csv_rows([[r["input"], outputs.dumps(r["prediction"]).decode()] for r in results]),
             "errors_csv": csv_rows([[e["input"], e["errorType"], e["message"]] for e in errors])}
 
 
@@ -130,41 +129,72 @@ def csv_rows(rows: list[list[str]]) -> bytes:
 _Lines = list[dict[str, Any]]
 
 
-def _score_lists(spec: dict[str, Any], records: _Lines) -> tuple[_Lines, _Lines]:
-    adapter = _adapter(spec)
-    if spec["data_format"] == "files":
-        return _score_files(adapter, records, spec.get("record_timeout"))
-    config = InstanceConfig.of(spec)
-    good: list[tuple[str, Any, Any, Any]] = []
-    errors: list[dict[str, Any]] = []
-    results: list[dict[str, Any]] = []
-    for record in records:
+def _columns(data_format: str, records: list[dict[str, Any]] | dict[str, Any]) -> tuple[list[str], list[Any]]:
+    """(references, raw items) of a shard's records: JSON lines as bytes, rows as (header, values)."""
+    if isinstance(records, dict):
+        from cprsdk.batch.shards import read_lines, read_shard
+
+        if data_format == "jsonl":
+            return read_lines(records["segments"])
+        records = read_shard(records["segments"])
+    refs = [r["ref"] for r in records]
+    if data_format == "jsonl":
+        return refs, [r["line"].encode() if isinstance(r["line"], str) else r["line"] for r in records]
+    return refs, [(r["header"], r["row"]) for r in records]
+
+
+def _instances(spec: dict[str, Any], items: list[Any], config: InstanceConfig) -> list[Any]:
+    """Each item's (key, instance, shown), or the exception that refused it."""
+    if spec["data_format"] == "jsonl":
+        from cprsdk.runtime.payload import parse_json_lines
+
+        values = parse_json_lines(items)
+        if config == InstanceConfig():  # records as they come
+            return [v if isinstance(v, BaseException) else (None, v, v) for v in values]
+        parsed: list[Any] = []
+        for value in values:
+            try:
+                parsed.append(value if isinstance(value, BaseException) else from_line(value, config))
+            except Exception as exc:
+                parsed.append(exc)
+        return parsed
+    parsed = []
+    for header, row in items:
         try:
-            good.append((record["ref"], *_instance(record, spec["data_format"], config)))
+            parsed.append(_from_row(header, row, spec["data_format"], config))
         except Exception as exc:
-            errors.append(error(record["ref"], exc))
-    for start in range(0, len(good), spec["batch_size"]):
-        batch = good[start:start + spec["batch_size"]]
+            parsed.append(exc)
+    return parsed
+
+
+def _score_records(spec: dict[str, Any], refs: list[str], items: list[Any]) -> tuple[_Lines, _Lines]:
+    adapter = loaded(spec)
+    config = InstanceConfig.of(spec)
+    parsed = _instances(spec, items, config)
+    failures: list[tuple[int, BaseException]] = [(i, p) for i, p in enumerate(parsed) if isinstance(p, BaseException)]
+    good = [i for i, p in enumerate(parsed) if not isinstance(p, BaseException)] if failures else range(len(parsed))
+    head = "key" if config.key_field else "instance"
+    results: list[dict[str, Any]] = []
+    timeout, size = spec.get("record_timeout"), spec["batch_size"]
+    for start in range(0, len(good), size):
+        batch = good[start:start + size]
         try:
-            predictions = _predict_many(adapter, [b[2] for b in batch], spec.get("record_timeout"))
-            outcome: list[Any] = list(predictions)
+            outcome: list[Any] = _predict_many(adapter, [parsed[i][1] for i in batch], timeout)
         except Exception:
             outcome = []
-            for _, _, instance, _ in batch:  # isolate the bad record(s)
+            for i in batch:  # isolate the bad record(s)
                 try:
-                    outcome.append(_predict_many(adapter, [instance], spec.get("record_timeout"))[0])
+                    outcome.append(_predict_many(adapter, [parsed[i][1]], timeout)[0])
                 except Exception as exc:
                     outcome.append(exc)
-        for (ref, key, _, shown), prediction in zip(batch, outcome, strict=True):
+        for i, prediction in zip(batch, outcome, strict=True):
             if isinstance(prediction, BaseException):
-                errors.append(error(ref, prediction))
+                failures.append((i, prediction))
             else:
-                head = {"key": key} if config.key_field else {"instance": shown}
-                results.append({"input": ref, **head, "prediction": prediction})
-    order = {r["ref"]: i for i, r in enumerate(records)}
-    results.sort(key=lambda r: order[r["input"]])
-    errors.sort(key=lambda e: order.get(e["input"], -1))
-    return results, errors
+                key, _, shown = parsed[i]
+                results.append({"input": refs[i], head: key if config.key_field else shown, "prediction": prediction})
+    failures.sort(key=lambda f: f[0])
+    return results, [error(refs[i], exc) for i, exc in failures]
 
 
 def _score_files(adapter: Any, records: _Lines, timeout: float | None) -> tuple[_Lines, _Lines]:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import itertools
+import re
 import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -22,9 +24,11 @@ from typing import Any
 from cprsdk.batch.inputs import InputObject, content_type, plain
 from cprsdk.errors import CprError
 
-__all__ = ["Plan", "count", "plan", "read_shard"]
+__all__ = ["Plan", "count", "plan", "read_lines", "read_shard"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
+_BLOCK = 1 << 22  # bytes of JSON lines scanned at a time
+_BLANK_LINE = re.compile(rb"\n[ \t\r\x0b\x0c]*\n")  # a line bytes.strip() leaves empty, after a newline
 _Segment = dict[str, Any]
 
 
@@ -81,22 +85,81 @@ def _gzipped(key: str, path: Path) -> bool:
 
 
 def _segments(uri: str, path: str, data_format: str, room: int, shard_size: int) -> list[_Segment]:
-    """The object's records as segments: the first of at most ``room`` records, the others of ``shard_size``."""
+    """The object's records as segments: the first of at most ``room`` records, the others of ``shard_size``.
+
+    A JSON-lines segment also holds ``end``, the offset just past its last record, so that a worker
+    reads its bytes in one call.
+    """
     segments: list[_Segment] = []
     header = _header(path) if data_format == "csv" else None
     limit = room if room > 0 else shard_size
-    for start, number in _points(path, data_format):
-        if not segments or segments[-1]["count"] == limit:
-            if segments:
-                limit = shard_size
-            segments.append({"uri": uri, "path": path, "format": data_format, "start": start, "number": number,
-                             "count": 0, "header": header})
-        segments[-1]["count"] += 1
+    for starts, numbers, ends in _runs(path, data_format):
+        i = 0
+        while i < len(starts):
+            if not segments or segments[-1]["count"] == limit:
+                if segments:
+                    limit = shard_size
+                segments.append({"uri": uri, "path": path, "format": data_format, "start": int(starts[i]),
+                                 "number": int(numbers[i]), "count": 0, "header": header})
+            take = min(limit - segments[-1]["count"], len(starts) - i)
+            segments[-1]["count"] += take
+            if ends is not None:
+                segments[-1]["end"] = int(ends[i + take - 1])
+            i += take
     return segments
 
 
+# (where, line or row number, end or None) of consecutive records: int sequences (NumPy arrays for JSON lines)
+_Run = tuple[Any, Any, Any]
+
+
+def _runs(path: str, data_format: str) -> Iterator[_Run]:
+    """The records of a local file, as runs of consecutive ones."""
+    if data_format == "jsonl":
+        yield from _jsonl_runs(path)
+        return
+    points = _points(path, data_format)
+    while run := list(itertools.islice(points, 1 << 16)):
+        yield [start for start, _ in run], [number for _, number in run], None
+
+
+def _jsonl_runs(path: str) -> Iterator[_Run]:
+    """The non-blank lines of a JSON-lines file, a block of whole lines at a time: newlines are found in
+    NumPy, and only a block that holds a blank line is looked at line by line."""
+    import numpy as np
+
+    with open(path, "rb") as fh:
+        base, line_number, carry = 0, 1, b""
+        while True:
+            data = fh.read(_BLOCK)
+            block = carry + data
+            cut = len(block) if not data else block.rfind(b"\n") + 1
+            if not cut:  # no whole line yet (a line longer than a block), or nothing left
+                if not data:
+                    return
+                carry = block
+                continue
+            chunk, carry = block[:cut], block[cut:]
+            if not chunk.isascii():
+                chunk.decode("utf-8")  # raises: an object that is not UTF-8 is unreadable as a whole
+            ends = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == 10) + 1
+            if not len(ends) or ends[-1] != len(chunk):
+                ends = np.append(ends, len(chunk))  # the last line, without a newline
+            starts = np.concatenate(([0], ends[:-1]))
+            numbers = np.arange(line_number, line_number + len(ends))
+            line_number += len(ends)
+            if (not chunk[:int(ends[0])].strip() or _BLANK_LINE.search(chunk)
+                    or not chunk[int(starts[-1]):].strip()):
+                keep = np.array([bool(chunk[a:b].strip()) for a, b in zip(starts.tolist(), ends.tolist(), strict=True)])
+                starts, numbers, ends = starts[keep], numbers[keep], ends[keep]
+            yield starts + base, numbers, ends + base
+            base += cut
+            if not data:
+                return
+
+
 def _points(path: str, data_format: str) -> Iterator[tuple[int, int]]:
-    """(where, line or row number) of each record of a local file."""
+    """(where, line or row number) of each record of a local file (not JSON lines: see _jsonl_runs)."""
     if data_format == "files":
         yield 0, 0
     elif data_format == "parquet":
@@ -104,16 +167,8 @@ def _points(path: str, data_format: str) -> Iterator[tuple[int, int]]:
 
         rows = parquet_module().ParquetFile(path).metadata.num_rows
         yield from ((row, row + 1) for row in range(rows))
-    elif data_format == "csv":
-        yield from _csv_points(path)
     else:
-        with open(path, "rb") as fh:
-            offset = 0
-            for number, line in enumerate(fh, start=1):
-                if line.strip():
-                    line.decode("utf-8")  # an object that is not UTF-8 is unreadable as a whole
-                    yield offset, number
-                offset += len(line)
+        yield from _csv_points(path)
 
 
 class _Lines:
@@ -169,14 +224,33 @@ def _read(segment: _Segment) -> Iterator[dict[str, Any]]:
 
 
 def _jsonl(segment: _Segment, fh: io.BufferedReader) -> Iterator[dict[str, Any]]:
-    left, number = segment["count"], segment["number"]
-    for line in fh:
-        if line.strip():
-            yield {"ref": f"{segment['uri']}:{number}", "line": line.decode("utf-8").rstrip("\r\n")}
-            left -= 1
-            if not left:
-                return
-        number += 1
+    for ref, line in zip(*_jsonl_lines(segment, fh), strict=True):
+        yield {"ref": ref, "line": line}
+
+
+def read_lines(shard: Sequence[_Segment]) -> tuple[list[str], list[bytes]]:
+    """The references and raw lines of a JSON-lines shard's records (each segment read in one call)."""
+    refs: list[str] = []
+    lines: list[bytes] = []
+    for segment in shard:
+        with open(segment["path"], "rb") as fh:
+            fh.seek(segment["start"])
+            more_refs, more_lines = _jsonl_lines(segment, fh)
+        refs += more_refs
+        lines += more_lines
+    return refs, lines
+
+
+def _jsonl_lines(segment: _Segment, fh: io.BufferedReader) -> tuple[list[str], list[bytes]]:
+    """A segment's references and lines (a CRLF file's lines keep their CR: JSON takes it as a space)."""
+    uri, number, wanted = segment["uri"], segment["number"], segment["count"]
+    got = fh.read(segment["end"] - segment["start"]).split(b"\n")
+    if got and not got[-1]:
+        got.pop()  # after the last newline
+    if len(got) == wanted:  # no blank line among them: line numbers follow one another
+        return [f"{uri}:{n}" for n in range(number, number + wanted)], got
+    kept = [(n, line) for n, line in enumerate(got, start=number) if line.strip()]
+    return [f"{uri}:{n}" for n, _ in kept], [line for _, line in kept]
 
 
 def _csv(segment: _Segment, fh: io.BufferedReader) -> Iterator[dict[str, Any]]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from itertools import chain
 from typing import Any
 
@@ -30,7 +30,8 @@ import orjson
 
 from cprsdk.errors import RequestError, ResponseError
 
-__all__ = ["MAX_DEPTH", "MAX_INT_DIGITS", "dumps_response", "parse_json", "split_request", "to_jsonable"]
+__all__ = ["MAX_DEPTH", "MAX_INT_DIGITS", "dumps_response", "parse_json", "parse_json_lines", "split_request",
+           "to_jsonable"]
 
 MAX_DEPTH = 64
 MAX_INT_DIGITS = 40
@@ -97,6 +98,33 @@ def parse_json(body: bytes | str) -> Any:
     if _could_be_deep(body) and _too_deep(body, value):
         raise RequestError(f"The request is nested more than {MAX_DEPTH} levels deep.")
     return value
+
+
+def parse_json_lines(lines: Sequence[bytes]) -> list[Any]:
+    """Parse many bodies (a batch shard's JSON lines) with the policy of :func:`parse_json`: each item is
+    the line's value, or the :class:`RequestError` that refused it. The first test for long digit
+    runs is taken once over all of them."""
+    if _RUN in b"\n".join(lines).translate(_DIGITS_ONLY):
+        return [_value_or_error(line) for line in lines]
+    values: list[Any] = []
+    loads = orjson.loads
+    for line in lines:
+        try:
+            value = loads(line)
+        except orjson.JSONDecodeError:
+            value = _value_or_error(line)
+        else:
+            if line.count(b"[") + line.count(b"{") > MAX_DEPTH and _too_deep(line, value):
+                value = RequestError(f"The request is nested more than {MAX_DEPTH} levels deep.")
+        values.append(value)
+    return values
+
+
+def _value_or_error(line: bytes) -> Any:
+    try:
+        return parse_json(line)
+    except RequestError as exc:
+        return exc
 
 
 def _too_deep(body: bytes | str, value: Any) -> bool:
@@ -203,7 +231,18 @@ def _convert(value: Any, where: str) -> Any:
 
 def to_jsonable(value: Any, where: str = "predictions") -> Any:
     """Convert a predictor's output to plain JSON types, with the output policy above."""
+    if type(value) is list and _plain_leaves(value):  # the common shape, already plain: as it is
+        return value
     return _convert(value, where)
+
+
+_EXACT = frozenset({str, int, bool, type(None)})
+
+
+def _plain_leaves(items: list[Any]) -> bool:
+    """Whether ``items`` are exact str/int/bool/None, or all finite floats (types taken in C)."""
+    types = set(map(type, items))
+    return types <= _EXACT or (types == {float} and all(map(math.isfinite, items)))
 
 
 _LEAVES = frozenset({str, int, float, bool, type(None)})
