@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -121,8 +122,12 @@ def test_a_killed_job_resumes_to_the_same_output(trained_sample: Path, tmp_path:
         proc.wait()
     assert 3 <= len(list(marks.iterdir())) < 40
     assert not (tmp_path / "killed" / "summary.json").exists()
+    left = sorted(p.name.split("-")[2] for p in Path(tempfile.gettempdir()).glob(f"cprsdk-batch-*-{proc.pid}-*"))
+    assert left == ["staging", "timeouts"], "the killed job had no scratch folders to leave behind"
     code, resumed = _batch(trained_sample, capsys, *common, "--output", str(tmp_path / "killed"))
     assert code == 0
+    assert not list(Path(tempfile.gettempdir()).glob(f"cprsdk-batch-*-{proc.pid}-*")), \
+        "the next job did not remove the killed job's scratch folders"
     for key in ("total", "succeeded", "failed", "incomplete", "state"):
         assert resumed[key] == clean[key]
     for name in ("results.csv", "errors.csv"):

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from cprsdk.batch.scoring import csv_rows
-from cprsdk.errors import ConfigError, NotFound
+from cprsdk.errors import AlreadyExists, ConfigError, NotFound
 from cprsdk.storage import Store
 
 __all__ = ["commit", "committed", "describe_changes", "start", "write_views"]
@@ -83,18 +83,35 @@ def committed(store: Store) -> dict[int, dict[str, Any]]:
 
 
 def commit(store: Store, index: int, shard: dict[str, Any], suffixes: tuple[str, str] = (".jsonl", ".jsonl")) -> None:
-    """The shard's files, its rows of the CSV views, then its commit marker, last."""
+    """The shard's files, its rows of the CSV views, then its commit marker, last.
+
+    A shard without errors has no error files (those an earlier, killed attempt may have left are
+    removed): most shards cost three writes, not five. Each is create-only first (no lock to take,
+    see storage/_local.py); a file an earlier attempt left is overwritten.
+    """
     name = f"part-{index:05d}"
-    store.write(f"predictions/{name}{suffixes[0]}", shard["predictions"])
-    store.write(f"errors/{name}{suffixes[1]}", shard["errors"])
-    store.write(f"_views/{name}.results.csv", shard["results_csv"])
-    store.write(f"_views/{name}.errors.csv", shard["errors_csv"])
+    _put(store, f"predictions/{name}{suffixes[0]}", shard["predictions"])
+    _put(store, f"_views/{name}.results.csv", shard["results_csv"])
+    errors = ((f"errors/{name}{suffixes[1]}", shard["errors"]), (f"_views/{name}.errors.csv", shard["errors_csv"]))
+    for key, data in errors:
+        if shard["failed"]:
+            _put(store, key, data)
+        else:
+            store.delete(key)
     counts = {"succeeded": shard["succeeded"], "failed": shard["failed"]}
-    store.write(f"_committed/{name}.json", json.dumps(counts).encode())
+    _put(store, f"_committed/{name}.json", json.dumps(counts).encode())
 
 
-def write_views(store: Store, unreadable: list[dict[str, Any]], shards: Sequence[int]) -> None:
-    """results.csv and errors.csv: a header, then each committed shard's rows, in shard order.
+def _put(store: Store, key: str, data: bytes) -> None:
+    try:
+        store.write(key, data, if_absent=True)
+    except AlreadyExists:
+        store.write(key, data)
+
+
+def write_views(store: Store, unreadable: list[dict[str, Any]], shards: Mapping[int, Mapping[str, Any]]) -> None:
+    """results.csv and errors.csv: a header, then each committed shard's rows, in shard order
+    (``shards``: the committed ones, with their counts).
 
     Each view is joined in a local temporary file, a shard at a time, then uploaded: a view as large
     as the input never sits in memory.
@@ -106,6 +123,7 @@ def write_views(store: Store, unreadable: list[dict[str, Any]], shards: Sequence
             path = Path(folder) / name
             with open(path, "wb") as out:
                 out.write(header)
-                for i in shards:
-                    out.write(store.read(f"_views/part-{i:05d}.{kind}.csv").data)
+                for i in sorted(shards):
+                    if kind == "results" or shards[i].get("failed", 1):
+                        out.write(store.read(f"_views/part-{i:05d}.{kind}.csv").data)
             store.upload_file(path, name)

@@ -13,7 +13,6 @@ import multiprocessing
 import os
 import shutil
 import signal
-import tempfile
 import uuid
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -21,6 +20,7 @@ from typing import Any
 
 from cprsdk.batch import watchdog
 from cprsdk.batch.scoring import loaded, score_shard
+from cprsdk.batch.scratch import scratch_folder
 from cprsdk.batch.shards import read_shard
 from cprsdk.errors import ConfigError, WorkerLost
 from cprsdk.runtime.child import exit_with_parent, keep_freed_memory, worker_env
@@ -69,7 +69,7 @@ class Engine:
             self._client = (Client(spec.scheduler) if spec.scheduler  # type: ignore[no-untyped-call]
                             else Client(processes=True, n_workers=spec.workers))  # type: ignore[no-untyped-call]
         else:
-            self._timeouts = tempfile.mkdtemp(prefix="cprsdk-timeouts-")
+            self._timeouts = str(scratch_folder("timeouts"))
             self._pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:

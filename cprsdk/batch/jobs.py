@@ -4,7 +4,7 @@ Layout under the job's ``--output`` URI (any store :func:`cprsdk.storage.open_st
 
     _job.json                   the job's spec, written once (a rerun with the same --output resumes)
     predictions/part-NNNNN.jsonl  {"instance": ..., "prediction": ...} (or {"key": ..., "prediction": ...})
-    errors/part-NNNNN.jsonl       {"input": "data.jsonl:17", "errorType": ..., "message": ...}
+    errors/part-NNNNN.jsonl       {"input": "data.jsonl:17", "errorType": ..., "message": ...} (shards with errors)
     _views/part-NNNNN.*.csv       the shard's rows of the CSV views (encoded by the worker)
     _committed/part-NNNNN.json    the shard's commit marker, written last, with its counts
     results.csv, errors.csv     the CSV views (input reference, output) / (input reference, type, message)
@@ -25,10 +25,10 @@ import collections
 import hashlib
 import json
 import shutil
-import tempfile
 from collections.abc import Callable, Sequence
+from concurrent import futures
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
 from cprsdk.batch import outputs
@@ -37,6 +37,7 @@ from cprsdk.batch.engines import Engine
 from cprsdk.batch.inputs import InputObject, list_objects
 from cprsdk.batch.instances import InstanceConfig
 from cprsdk.batch.scoring import lost_record, merge_shards
+from cprsdk.batch.scratch import scratch_folder
 from cprsdk.batch.shards import count, plan, read_shard
 from cprsdk.batch.watchdog import timed_out_message
 from cprsdk.errors import WorkerLost
@@ -142,7 +143,7 @@ def run_job(spec: JobSpec, *, progress: Callable[[int, int], None] = lambda done
     objects = list_objects(spec.inputs)
     start(store, job_id(spec.output), spec.to_json(), spec.fingerprint(objects), restart=restart)
     store.delete("_STOP")
-    staging = Path(tempfile.mkdtemp(prefix="cprsdk-batch-"))
+    staging = scratch_folder("staging")
     engine = Engine(spec)  # its workers load the version while the inputs are scanned
     try:
         planned = plan(objects, spec.data_format, spec.shard_size, staging)
@@ -162,25 +163,62 @@ def _score(store: Store, spec: JobSpec, engine: Engine, shards: _Shards, done: d
            progress: Callable[[int], None]) -> bool:
     """Score and commit every shard not committed yet, a few in flight per worker; True if asked to stop."""
     payload = spec.worker_payload()
-    suffixes = outputs.suffixes(payload)
     pending: dict[Any, int] = {}
     todo = collections.deque(i for i in range(len(shards)) if i not in done)
     scored = sum(count(shards[i]) for i in done if i < len(shards))  # records in committed shards
     progress(scored)
     stopped = False
-    while todo or pending:
-        while todo and len(pending) < max(1, spec.workers) * 2 and not stopped:
-            index = todo.popleft()
-            pending[engine.submit_shard(payload, shards[index])] = index
-        for index, shard in _next_finished(engine, payload, shards, pending):
-            commit(store, index, shard, suffixes)
-            done[index] = {"succeeded": shard["succeeded"], "failed": shard["failed"]}
-            scored += count(shards[index])
-        progress(scored)
-        if not stopped and store.exists("_STOP"):
-            stopped = True
-            todo.clear()
+    window = max(1, spec.workers) * 2
+    with _Committer(store, outputs.suffixes(payload)) as committer:
+        while todo or pending or committer.writing:
+            while todo and len(pending) < window and committer.writing < window and not stopped:
+                index = todo.popleft()
+                pending[engine.submit_shard(payload, shards[index])] = index
+            if pending:
+                for index, shard in _next_finished(engine, payload, shards, pending):
+                    committer.submit(index, shard)
+            for index, counts in committer.collect(wait=not pending):
+                done[index] = counts
+                scored += count(shards[index])
+            progress(scored)
+            if not stopped and store.exists("_STOP"):
+                stopped = True
+                todo.clear()
     return stopped
+
+
+class _Committer:
+    """Shards committed by a few threads: a write mostly waits (on fsync, or on the network), and
+    meanwhile the job keeps its workers fed. A failed write is raised by :meth:`collect`; leaving
+    the block waits for the writes under way (each is atomic), so none is cut short."""
+
+    def __init__(self, store: Store, suffixes: tuple[str, str], threads: int = 4) -> None:
+        self._store, self._suffixes = store, suffixes
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="cprsdk-commit")
+        self._running: dict[Future[None], tuple[int, dict[str, Any]]] = {}
+
+    @property
+    def writing(self) -> int:
+        return len(self._running)
+
+    def submit(self, index: int, shard: dict[str, Any]) -> None:
+        counts = {"succeeded": shard["succeeded"], "failed": shard["failed"]}
+        self._running[self._pool.submit(commit, self._store, index, shard, self._suffixes)] = (index, counts)
+
+    def collect(self, *, wait: bool) -> list[tuple[int, dict[str, Any]]]:
+        """The shards committed since the last call (``wait``: wait for one first, if any is being written)."""
+        if wait and self._running:
+            futures.wait(self._running, return_when=futures.FIRST_COMPLETED)
+        finished = [future for future in self._running if future.done()]
+        for future in finished:
+            future.result()
+        return [self._running.pop(future) for future in finished]
+
+    def __enter__(self) -> _Committer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True)
 
 
 def _next_finished(engine: Engine, payload: dict[str, Any], shards: _Shards,
@@ -234,7 +272,7 @@ def _finish(store: Store, spec: JobSpec, total: int, shards: int, done: dict[int
         message = f"{failed} of {total} records failed ({rate:.2%}), over --max-error-rate {spec.max_error_rate:g}"
     else:
         state, message = "SUCCEEDED", ""
-    write_views(store, unreadable, sorted(done))
+    write_views(store, unreadable, done)
     summary = JobSummary(job_id(spec.output), state, total, succeeded, failed, incomplete, shards, len(done),
                          spec.output, message)
     store.write("summary.json", json.dumps(summary.to_json(), indent=2).encode())

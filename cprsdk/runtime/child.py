@@ -94,7 +94,7 @@ def exit_with_parent(parent: int, *, interval: float = 0.5) -> None:
     threading.Thread(target=watch, name="cprsdk-parent-watch", daemon=True).start()
 
 
-def keep_freed_memory(trim: int = 64 << 20, mmap_threshold: int = 32 << 20) -> None:
+def keep_freed_memory(trim: int = 512 << 20, mmap_threshold: int = 32 << 20) -> None:
     """Have glibc's malloc keep up to ``trim`` bytes of freed heap, and serve blocks under
     ``mmap_threshold`` from the heap, instead of handing memory back to the kernel after every
     shard and faulting it in again for the next (in a batch worker, that churn cost more system
