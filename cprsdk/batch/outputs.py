@@ -20,7 +20,7 @@ import orjson
 
 from cprsdk.errors import ConfigError
 
-__all__ = ["check", "decode_lines", "dumps", "encode", "join", "parquet_module", "suffixes"]
+__all__ = ["check", "decode_lines", "dumps", "dumps_texts", "encode", "join", "parquet_module", "suffixes"]
 
 FORMATS = ("jsonl", "parquet")
 COMPRESSIONS = ("none", "gzip")
@@ -47,6 +47,14 @@ def dumps(value: Any) -> bytes:
         return orjson.dumps(value)
     except orjson.JSONEncodeError:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def dumps_texts(values: Sequence[Any]) -> list[str]:
+    """Each value as compact JSON text (:func:`dumps`), taken in C while orjson can."""
+    try:
+        return list(map(bytes.decode, map(orjson.dumps, values)))
+    except orjson.JSONEncodeError:
+        return [dumps(value).decode() for value in values]
 
 
 def _jsonl(lines: Sequence[dict[str, Any]]) -> bytes:

@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import sys
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from cprsdk.batch import outputs
@@ -116,11 +117,12 @@ def score_shard(spec: dict[str, Any], records: list[dict[str, Any]] | dict[str, 
     return {"predictions": outputs.encode(spec, results), "errors": outputs.encode(spec, errors, errors=True),
             "succeeded": len(results),
             "failed": len(errors),
-            "results_csv": csv_rows([[r["input"], outputs.dumps(r["prediction"]).decode()] for r in results]),
+            "results_csv": csv_rows(zip([r["input"] for r in results],
+                                        outputs.dumps_texts([r["prediction"] for r in results]), strict=True)),
             "errors_csv": csv_rows([[e["input"], e["errorType"], e["message"]] for e in errors])}
 
 
-def csv_rows(rows: list[list[str]]) -> bytes:
+def csv_rows(rows: Iterable[Sequence[str]]) -> bytes:
     out = io.StringIO()
     csv.writer(out, lineterminator="\n").writerows(rows)
     return out.getvalue().encode()
