@@ -12,9 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +23,7 @@ from cprsdk.node.logthrottle import LogThrottle
 from cprsdk.node.management import Management
 from cprsdk.node.metrics import Metrics, render_batches
 from cprsdk.node.protocol import MODE_AIP, MODE_RAW, MODE_VERTEX, raw_body, split_raw
-from cprsdk.node.routes import match_route
+from cprsdk.node.routes import match_route, request_id_of
 from cprsdk.node.versions import VersionManager
 from cprsdk.runtime.payload import parse_json, split_request
 
@@ -38,7 +36,6 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _JSON = (b"content-type", b"application/json")
 
 
@@ -107,7 +104,7 @@ class Node:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.perf_counter()
-        request_id = _request_id(scope)
+        request_id = request_id_of(scope)
         self.stats.in_flight += 1
         route = "unknown"
         try:
@@ -172,14 +169,16 @@ class Node:
     async def _predict(self, scope: Scope, receive: Receive, model: str, version: str | None,
                        mode: int) -> _Response:
         body = await self._json_body(scope, receive)
-        parsed = parse_json(body)
-        split_request(parsed)
-        if mode == MODE_VERTEX and "parameters" in parsed and not isinstance(parsed["parameters"], dict):
-            raise RequestError(f'"parameters" must be an object, got {type(parsed["parameters"]).__name__}.')
         target = self.manager.ready_version(model, version)
         assert target.pool is not None
+        instances = 1
+        if target.pool.dispatch.batching:  # the dispatcher counts instances; else only the worker parses the body
+            parsed = parse_json(body)
+            instances = len(split_request(parsed)[0])
+            if mode == MODE_VERTEX and "parameters" in parsed and not isinstance(parsed["parameters"], dict):
+                raise RequestError(f'"parameters" must be an object, got {type(parsed["parameters"]).__name__}.')
         try:
-            status, answer = await target.pool.predict(body, mode, instances=len(parsed["instances"]))
+            status, answer = await target.pool.predict(body, mode, instances=instances)
         except Overloaded as exc:
             return _error(exc)
         return _Response(status, answer)
@@ -377,15 +376,6 @@ class Node:
 
 def _ok(data: Any) -> _Response:
     return _Response(200, json.dumps(data).encode())
-
-
-def _request_id(scope: Scope) -> str:
-    for name, value in scope["headers"]:
-        if name == b"x-request-id":
-            text: str = value.decode("latin-1")
-            if _REQUEST_ID.match(text):
-                return text
-    return uuid.uuid4().hex
 
 
 def create_app(manager: VersionManager, options: NodeOptions | None = None, *,

@@ -327,14 +327,13 @@ class WorkerPool:
         request_id = next(self._ids)
         future = self.dispatch.submit(request_id, mode, body, instances=instances)
         sent = loop.time()
-        try:
-            return await asyncio.wait_for(asyncio.shield(future), deadline - sent)
-        except asyncio.TimeoutError:
-            if not self.dispatch.drop(request_id):  # sent (not still queued behind busy workers)
-                worker = next((w for w in self.workers if request_id in w.pending), None)
-                if worker is not None:
-                    self._overdue(worker, request_id, future, sent)
-            return 504, error_bytes(504, f"The prediction took longer than the {self.predict_timeout:g} s timeout.")
+        if await _answered_within(future, deadline - sent):
+            return future.result()
+        if not self.dispatch.drop(request_id):  # sent (not still queued behind busy workers)
+            worker = next((w for w in self.workers if request_id in w.pending), None)
+            if worker is not None:
+                self._overdue(worker, request_id, future, sent)
+        return 504, error_bytes(504, f"The prediction took longer than the {self.predict_timeout:g} s timeout.")
 
     def _overdue(self, worker: Worker, request_id: int, future: asyncio.Future[tuple[int, bytes]],
                  sent: float) -> None:
@@ -383,6 +382,28 @@ class WorkerPool:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _answered_within(future: asyncio.Future[Any], seconds: float) -> bool:
+    """Whether ``future`` is done within ``seconds``; it is never cancelled, even when the caller is
+    (what ``wait_for(shield(future))`` does, for one future, one timer and one callback instead of four)."""
+    if future.done():
+        return True
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[None] = loop.create_future()
+
+    def wake(_: object = None) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    timer = loop.call_later(max(seconds, 0.0), wake)
+    future.add_done_callback(wake)
+    try:
+        await waiter
+    finally:
+        timer.cancel()
+        future.remove_done_callback(wake)
+    return future.done()
 
 
 def describe(pool: WorkerPool | None) -> dict[str, Any]:

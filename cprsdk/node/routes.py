@@ -7,11 +7,14 @@ arguments. ``AIP_PREDICT_ROUTE`` and ``AIP_HEALTH_ROUTE`` are matched before thi
 
 from __future__ import annotations
 
+import random
 import re
+from collections.abc import Mapping
+from typing import Any
 
 from cprsdk.errors import RequestError
 
-__all__ = ["ROUTES", "match_route"]
+__all__ = ["ROUTES", "match_route", "request_id_of"]
 
 _SEG = r"([^/:]+)"
 ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
@@ -58,3 +61,16 @@ def match_route(method: str, path: str) -> tuple[str, tuple[str, ...]]:
     if allowed:
         raise RequestError(f"{method} is not allowed on {path}.", status_code=405)
     raise RequestError(f"No route for {method} {path}.", status_code=404)
+
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def request_id_of(scope: Mapping[str, Any]) -> str:
+    """The request's ``X-Request-Id`` when it is a sane one, else a new random id (32 hex digits)."""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            text: str = value.decode("latin-1")
+            if _REQUEST_ID.match(text):
+                return text
+    return f"{random.getrandbits(128):032x}"  # reads as uuid4().hex does, at a tenth of its cost

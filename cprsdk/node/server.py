@@ -7,6 +7,7 @@ connections, lets in-flight requests finish, drains every version's workers and 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -127,6 +128,7 @@ def run(options: ServeOptions, *, announce: Callable[[str], None] | None = None)
             loop = type(asyncio.get_running_loop())
             logging.getLogger("cprsdk.node").info("event loop: %s.%s", loop.__module__, loop.__qualname__)
             await super().startup(sockets)
+            gc.freeze()  # what start-up made (modules, the app) is never traced by the collector again
 
     server = _Server(config)
     if announce is not None:

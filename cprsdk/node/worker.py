@@ -7,6 +7,7 @@ Anything the predictor prints goes to stderr (the node's log); frames go to the 
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -30,7 +31,7 @@ from cprsdk.node.protocol import (
     response_frame,
     split_raw,
 )
-from cprsdk.runtime.child import enter
+from cprsdk.runtime.child import enter, keep_freed_memory
 from cprsdk.runtime.payload import parse_json
 
 __all__ = ["public_error", "public_text", "serve_frames"]
@@ -208,6 +209,8 @@ def main() -> None:
         os.write(out_fd, response_frame(0, 500, error_bytes(500, public_error(exc))))
         sys.stderr.flush()
         os._exit(3)
+    keep_freed_memory()
+    gc.freeze()  # the model's objects: never traced by the collector again
     os.write(out_fd, response_frame(0, 200, b"{}"))
     serve_frames(predictor, spec["version"], sys.stdin.fileno(), out_fd,
                  max_batch_size=int(spec.get("max_batch_size") or 1))
