@@ -171,12 +171,14 @@ class Node:
         body = await self._json_body(scope, receive)
         target = self.manager.ready_version(model, version)
         assert target.pool is not None
-        instances = 1
-        if target.pool.dispatch.batching:  # the dispatcher counts instances; else only the worker parses the body
+
+        def instances() -> int:  # asked only for a request that waits to be batched; else the worker parses
             parsed = parse_json(body)
-            instances = len(split_request(parsed)[0])
+            count = len(split_request(parsed)[0])
             if mode == MODE_VERTEX and "parameters" in parsed and not isinstance(parsed["parameters"], dict):
                 raise RequestError(f'"parameters" must be an object, got {type(parsed["parameters"]).__name__}.')
+            return count
+
         try:
             status, answer = await target.pool.predict(body, mode, instances=instances)
         except Overloaded as exc:

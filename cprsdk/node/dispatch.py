@@ -4,7 +4,8 @@ Without batching (``max_batch_size`` 1), every request is written at once to the
 the fewest requests pending, as it always was.
 
 With batching, a request goes at once to an idle worker (none pending), so at concurrency 1 there
-is no waiting at all. While every worker is busy, requests wait in this front queue until one of:
+is no waiting at all, and the worker alone parses its body. While every worker is busy, requests
+wait in this front queue until one of:
 
 - a worker becomes idle (its last pending answer arrives): the whole queue goes to it;
 - the queue holds ``max_batch_size`` instances or more: it goes to the least-loaded live worker;
@@ -62,15 +63,25 @@ class Dispatcher:
     def batching(self) -> bool:
         return self.max_size > 1
 
-    def submit(self, request_id: int, mode: int, body: bytes, *, instances: int) -> Answer:
-        """Send the request (now or with the next batch); the future resolves to the worker's answer."""
+    def submit(self, request_id: int, mode: int, body: bytes, *, instances: Callable[[], int]) -> Answer:
+        """Send the request (now or with the next batch); the future resolves to the worker's answer.
+
+        ``instances()`` counts the request's instances (it parses the body, and raises
+        :class:`RequestError` for one that breaks the input policy); it is called only for a request
+        that must wait in the queue: one sent to an idle worker is parsed by the worker alone.
+        """
         live = [w for w in self.workers() if w.alive]
         if not self.batching:
             return min(live, key=lambda w: len(w.pending)).send(request_id, mode, body)
-        future: Answer = asyncio.get_running_loop().create_future()
-        self.queue.append(_Queued(request_id, mode, body, instances, future, time.perf_counter()))
-        self._instances += instances
         idle = next((w for w in live if not w.pending), None)
+        if idle is not None and not self.queue:  # nothing to wait for
+            self.stats.wait.observe(0.0)
+            idle.on_idle, idle.on_report = self.flush, self.stats.record_calls
+            return idle.send(request_id, mode, body)
+        count = instances()
+        future: Answer = asyncio.get_running_loop().create_future()
+        self.queue.append(_Queued(request_id, mode, body, count, future, time.perf_counter()))
+        self._instances += count
         if idle is not None or self._instances >= self.max_size:
             self.flush(idle)
         elif self._timer is None:

@@ -314,7 +314,8 @@ class WorkerPool:
                                      retry_after=self.schedule.retry_in(),
                                      hint="Retry after Retry-After seconds; the node's log has the cause.")
 
-    async def predict(self, body: bytes, mode: int, *, instances: int = 1) -> tuple[int, bytes]:
+    async def predict(self, body: bytes, mode: int, *,
+                      instances: Callable[[], int] = lambda: 1) -> tuple[int, bytes]:
         """The worker's (status, JSON body); 503 when the queue is full, 504 past the timeout."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.predict_timeout  # counted from arrival, waiting for a worker included
