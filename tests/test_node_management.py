@@ -156,3 +156,52 @@ def test_batch_prediction_jobs_with_the_ml_client(node: RunningNode, staged: dic
     bad = {**body, "jobId": "elsewhere", "predictionInput": {**body["predictionInput"], "outputPath": "gs://x/y"}}
     status, text = _post(node, "/v1/projects/p/jobs", bad, TOKEN)
     assert status == 403 and "outputPath 'gs://x/y' is not under an allowed prefix" in text
+
+
+BEHAVIOURS = Path(__file__).resolve().parent / "projects" / "behaviours"
+
+
+def _finished(ml: Any, job: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 180
+    while True:
+        state: dict[str, Any] = ml.projects().jobs().get(name=f"projects/p/jobs/{job}").execute()
+        if state["state"] in ("SUCCEEDED", "FAILED", "CANCELLED"):
+            return state
+        assert time.monotonic() < deadline, state
+        time.sleep(0.2)
+
+
+def test_a_node_job_outlives_records_that_kill_its_workers_and_refuses_changed_inputs(
+        node: RunningNode, staged: dict[str, str], ml_client: MlClient, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A record that kills its worker becomes an error line and the job ends (never RUNNING for ever);
+    the same job output with an input rewritten since is refused, naming the change."""
+    assert main(["package", str(BEHAVIOURS), "--out", str(tmp_path / "dist"), "-q"]) == 0
+    sdist = next((tmp_path / "dist").glob("*.tar.gz"))
+    bucket = open_store(staged["bucket"])
+    bucket.upload_file(BEHAVIOURS / "model" / "config.json", "models/crashy/config.json")
+    bucket.upload_file(sdist, f"staging/{sdist.name}")
+    assert main(["deploy", "--model", "crashy", "--version", "v1", "--registry", node.app.manager.registry.uri,
+                 "--origin", f"{staged['bucket']}/models/crashy", "--package-uris",
+                 f"{staged['bucket']}/staging/{sdist.name}", "--prediction-class", "crashes.Crashes"]) == 0
+    capsys.readouterr()
+    lines = ['"ok"'] * 12
+    lines[5] = '"exit"'
+    bucket.write("crashdata/rows.jsonl", ("\n".join(lines) + "\n").encode())
+    ml = ml_client(node)
+    job_input = {"dataFormat": "JSON", "inputPaths": [f"{staged['bucket']}/crashdata/rows.jsonl"],
+                 "outputPath": f"{staged['bucket']}/crash-out", "modelName": "projects/p/models/crashy",
+                 "batchSize": 4}
+    ml.projects().jobs().create(parent="projects/p", body={"jobId": "crashy", "predictionInput": job_input}).execute()
+    job = _finished(ml, "crashy")
+    assert job["state"] == "SUCCEEDED", job
+    assert (job["predictionOutput"]["predictionCount"], job["predictionOutput"]["errorCount"]) == (11, 1)
+    errors = [json.loads(line) for info in bucket.list("crash-out/errors/")
+              for line in bucket.read(info.key).data.splitlines()]
+    assert [(e["input"].rsplit("/", 1)[1], e["errorType"]) for e in errors] == [("rows.jsonl:6", "WorkerExited")]
+
+    bucket.write("crashdata/rows.jsonl", ("\n".join(lines) + '\n"ok"\n').encode())
+    ml.projects().jobs().create(parent="projects/p", body={"jobId": "crashy_again", "predictionInput": job_input}
+                                ).execute()
+    again = _finished(ml, "crashy_again")
+    assert again["state"] == "FAILED" and "changed (size 62 -> 67)" in again["errorMessage"], again

@@ -39,8 +39,8 @@ def start(store: Store, job: str, spec: dict[str, Any], fingerprint: dict[str, A
     changes = describe_changes(existing.get("fingerprint") or {}, fingerprint)
     if changes:
         raise ConfigError(f"{store.uri} holds another job's output: {'; '.join(changes)}.",
-                          hint="Rerun it unchanged to resume, add --restart to start over in this output, or "
-                               "use a new --output.")
+                          hint="Rerun it unchanged to resume, or write to another output (batch predict --restart "
+                               "starts over in this one).")
 
 
 def _discard(store: Store) -> None:

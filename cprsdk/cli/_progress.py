@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any, TextIO
 
 __all__ = ["Progress", "Steps"]
+
+
+def _terminal(stream: TextIO) -> bool:
+    """Whether ``stream`` is a terminal a bar can be drawn on (one that reports a width: a pseudo-terminal
+    without a window size gets plain lines)."""
+    try:
+        return stream.isatty() and os.get_terminal_size(stream.fileno()).columns > 0
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 class Progress:
@@ -23,7 +33,7 @@ class Progress:
     def __call__(self, done: int, total: int) -> None:
         if self.quiet:
             return
-        if self.stream.isatty():
+        if _terminal(self.stream):
             self._draw(done, total)
         else:
             self._line(done, total)
@@ -65,7 +75,7 @@ class Steps:
         self._last: tuple[int, int] | None = None
 
     def __call__(self, number: int, total: int, what: str) -> None:
-        if self.stream.isatty():
+        if _terminal(self.stream):
             self._draw(number, total, what)
         elif (number, total) != self._last:
             print(f"{self.label} {number}/{total}: {what}", file=self.stream, flush=True)

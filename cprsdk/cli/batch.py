@@ -91,8 +91,10 @@ def _cmd_batch_predict(args: argparse.Namespace) -> int:
         raise ConfigError(f"--max-error-rate is a fraction from 0 to 1 (0.01 = 1%), got {args.max_error_rate}.")
     spec = _job_spec(args, *_version(args))
     index.remember(jobs.job_id(spec.output), spec.output)
-    err(f"job {jobs.job_id(spec.output)}: writing to {spec.output}")
-    progress = Progress("rows")
+    quiet = args.format == "json"
+    if not quiet:
+        err(f"job {jobs.job_id(spec.output)}: writing to {spec.output}")
+    progress = Progress("rows", quiet=quiet)
     try:
         summary = jobs.run_job(spec, progress=progress, restart=args.restart)
     finally:
@@ -178,6 +180,9 @@ def _add_predict_parser(actions: Subparsers) -> None:
     p.add_argument("--engine", choices=("local", "dask"), default="local", help="(default: local)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="with --engine dask: the scheduler (default: a local cluster)")
+    p.add_argument("--format", choices=("table", "json"), default="table",
+                   help="table: progress on stderr while the job runs (a bar on a terminal, else a line every "
+                   "5 s); json: no progress. The summary is JSON on stdout either way (default: table)")
 
 
 def _add_instance_flags(p: argparse.ArgumentParser) -> None:

@@ -121,8 +121,11 @@ class JobRoutes:
         record["state"] = "RUNNING"
         try:
             summary = await asyncio.to_thread(run_job, spec)
-        except (CprError, OSError) as exc:
-            log.error("job %s failed: %s", record["jobId"], exc)
+        except Exception as exc:  # whatever ended it, the job never stays RUNNING
+            if isinstance(exc, (CprError, OSError)):
+                log.error("job %s failed: %s", record["jobId"], exc)
+            else:
+                log.exception("job %s failed", record["jobId"])
             record.update(state="FAILED", errorMessage=public_error(exc), endTime=utc_now())
             self._trim()
             return

@@ -209,7 +209,7 @@ def main() -> None:
         os.write(out_fd, response_frame(0, 500, error_bytes(500, public_error(exc))))
         sys.stderr.flush()
         os._exit(3)
-    keep_freed_memory()
+    keep_freed_memory(trim=64 << 20)  # a request's garbage is small; a spike's memory goes back
     gc.freeze()  # the model's objects: never traced by the collector again
     os.write(out_fd, response_frame(0, 200, b"{}"))
     serve_frames(predictor, spec["version"], sys.stdin.fileno(), out_fd,
