@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cprsdk.errors import CprError, LoadFailed, Overloaded, WorkersUnavailable, error_bytes
-from cprsdk.node.dispatch import Dispatcher
+from cprsdk.node.dispatch import Dispatcher, answered_within
 from cprsdk.node.lifecycle import LifecyclePolicy, RestartSchedule, ServingState
 from cprsdk.node.logthrottle import LogThrottle
 from cprsdk.node.protocol import LENGTH, RESPONSE_HEAD, read_report, request_frame
@@ -328,7 +328,7 @@ class WorkerPool:
         request_id = next(self._ids)
         future = self.dispatch.submit(request_id, mode, body, instances=instances)
         sent = loop.time()
-        if await _answered_within(future, deadline - sent):
+        if await answered_within(future, deadline - sent):
             return future.result()
         if not self.dispatch.drop(request_id):  # sent (not still queued behind busy workers)
             worker = next((w for w in self.workers if request_id in w.pending), None)
@@ -383,28 +383,6 @@ class WorkerPool:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-async def _answered_within(future: asyncio.Future[Any], seconds: float) -> bool:
-    """Whether ``future`` is done within ``seconds``; it is never cancelled, even when the caller is
-    (what ``wait_for(shield(future))`` does, for one future, one timer and one callback instead of four)."""
-    if future.done():
-        return True
-    loop = asyncio.get_running_loop()
-    waiter: asyncio.Future[None] = loop.create_future()
-
-    def wake(_: object = None) -> None:
-        if not waiter.done():
-            waiter.set_result(None)
-
-    timer = loop.call_later(max(seconds, 0.0), wake)
-    future.add_done_callback(wake)
-    try:
-        await waiter
-    finally:
-        timer.cancel()
-        future.remove_done_callback(wake)
-    return future.done()
 
 
 def describe(pool: WorkerPool | None) -> dict[str, Any]:
