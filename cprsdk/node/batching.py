@@ -72,6 +72,8 @@ def split(outputs: Any, counts: Sequence[int]) -> list[Any] | None:
     """``outputs`` cut into consecutive parts of ``counts`` items; None if it is not a sequence of their total."""
     if not _sliceable(outputs) or len(outputs) != sum(counts):
         return None
+    if len(counts) == 1:  # a request alone: its outputs as they are
+        return [outputs]
     parts, start = [], 0
     for count in counts:
         parts.append(outputs[start:start + count])

@@ -63,7 +63,7 @@ class _Call:
 
 def _call(adapter: Adapter, group: Sequence[Pending], version: str) -> _Call:
     first = group[0]
-    instances = [i for request in group for i in request.instances]
+    instances = first.instances if len(group) == 1 else [i for request in group for i in request.instances]
     vertex = first.mode == MODE_VERTEX
     extra = {"deployedModelId": version} if vertex else None
     if isinstance(adapter, VertexAdapter):

@@ -160,7 +160,7 @@ class _Batcher:
                 out.append(response_frame(request_id, *_answer(self.adapter, body, mode, self.version)))
             else:
                 waiting.append(item)
-        for group in plan(waiting, max_size=self.max_size):
+        for group in plan(waiting, max_size=self.max_size) if len(waiting) > 1 else [waiting] if waiting else []:
             out += self._group(group)
         if self.calls:
             out.append(report_frame(self.calls))
