@@ -164,10 +164,11 @@ def test_image_classifier_returns_top3_labels_on_raw_predict(styles_registry: tu
         response = node.client.request("POST", "/v1/projects/p/locations/l/endpoints/vertexmodel:predict",
                                        {"instances": [[1, 0, 0]], "parameters": {"scale": 2}})
         assert response.body == {"predictions": [2.0], "deployedModelId": "v1"}
-        response = node.client.request("POST", "/v1/projects/p/locations/l/endpoints/vertexmodel:predict",
-                                       {"instances": [[1, 0, 0]], "parameters": [2]})
-        assert response.status == 400, response.body
-        assert response.body["error"]["message"] == '"parameters" must be an object, got list.'
+        for parameters, kind in (([2], "list"), ([], "list"), (None, "NoneType")):  # the front refused them all
+            response = node.client.request("POST", "/v1/projects/p/locations/l/endpoints/vertexmodel:predict",
+                                           {"instances": [[1, 0, 0]], "parameters": parameters})
+            assert response.status == 400, response.body
+            assert response.body["error"]["message"] == f'"parameters" must be an object, got {kind}.'
 
 
 def test_invocations_and_ping_on_a_single_version_node(styles: Path) -> None:

@@ -25,7 +25,7 @@ from cprsdk.node.metrics import Metrics, render_batches
 from cprsdk.node.protocol import MODE_AIP, MODE_RAW, MODE_VERTEX, raw_body, split_raw
 from cprsdk.node.routes import match_route, request_id_of
 from cprsdk.node.versions import VersionManager
-from cprsdk.runtime.payload import parse_json, split_request
+from cprsdk.runtime.payload import parse_json, parse_request
 
 __all__ = ["NodeOptions", "create_app"]
 
@@ -173,11 +173,7 @@ class Node:
         assert target.pool is not None
 
         def instances() -> int:  # asked only for a request that waits to be batched; else the worker parses
-            parsed = parse_json(body)
-            count = len(split_request(parsed)[0])
-            if mode == MODE_VERTEX and "parameters" in parsed and not isinstance(parsed["parameters"], dict):
-                raise RequestError(f'"parameters" must be an object, got {type(parsed["parameters"]).__name__}.')
-            return count
+            return len(parse_request(body, vertex=mode == MODE_VERTEX)["instances"])
 
         try:
             status, answer = await target.pool.predict(body, mode, instances=instances)

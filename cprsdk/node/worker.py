@@ -31,9 +31,8 @@ from cprsdk.node.protocol import (
     response_frame,
     split_raw,
 )
-from cprsdk.runtime.adapters import _parameters
 from cprsdk.runtime.child import enter, keep_freed_memory
-from cprsdk.runtime.payload import parse_json, split_request
+from cprsdk.runtime.payload import parse_request
 
 __all__ = ["public_error", "public_text", "serve_frames"]
 
@@ -85,17 +84,8 @@ def _guard(run: Callable[[], bytes]) -> tuple[int, bytes]:
 def _answer(adapter: Any, body: bytes, mode: int, version: str) -> tuple[int, bytes]:
     if mode == MODE_RAW:
         return _guard(lambda: _raw(adapter, body)[1])
-    return _guard(lambda: adapter.handle_json(_checked(body, mode), vertex=mode == MODE_VERTEX, version=version))
-
-
-def _checked(body: bytes, mode: int) -> Any:
-    """The parsed body, under the input policy (the front leaves it to the worker): a JSON object with
-    ``instances``, and on the Vertex route ``parameters`` an object, whatever the predictor's form."""
-    parsed = parse_json(body)
-    split_request(parsed)
-    if mode == MODE_VERTEX:
-        _parameters(parsed)
-    return parsed
+    vertex = mode == MODE_VERTEX  # the front leaves the input policy to the worker
+    return _guard(lambda: adapter.handle_json(parse_request(body, vertex=vertex), vertex=vertex, version=version))
 
 
 Frame = tuple[int, int, bytes]  # request id, mode, body

@@ -28,7 +28,7 @@ from typing import Any
 from cprsdk.errors import PredictorContractError, PredictorImportError, RequestError, ResponseError
 from cprsdk.runtime import sagemaker_shim
 from cprsdk.runtime.formats import JSON, decode, format_output, load_labels, media_type
-from cprsdk.runtime.payload import dumps_response, parse_json, split_request, to_jsonable
+from cprsdk.runtime.payload import dumps_response, parse_request, split_request, to_jsonable
 from cprsdk.runtime.predictor import _import_module, import_prediction_class, load_predictor, search_path
 from cprsdk.runtime.sagemaker import (
     RequestText,
@@ -65,9 +65,7 @@ def _json_instances(body: bytes, content_type: str) -> dict[str, Any]:
     if media_type(content_type) != JSON:
         raise RequestError(f"This predictor takes JSON; got Content-Type {media_type(content_type) or 'none'}.",
                            status_code=415)
-    parsed = parse_json(body)
-    split_request(parsed)
-    return parsed  # type: ignore[no-any-return]
+    return parse_request(body)
 
 
 @dataclass

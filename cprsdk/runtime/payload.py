@@ -30,7 +30,8 @@ import orjson
 
 from cprsdk.errors import RequestError, ResponseError
 
-__all__ = ["MAX_DEPTH", "MAX_INT_DIGITS", "dumps_response", "parse_json", "parse_json_lines", "split_request",
+__all__ = ["MAX_DEPTH", "MAX_INT_DIGITS", "dumps_response", "parse_json", "parse_json_lines", "parse_request",
+           "split_request",
            "to_jsonable"]
 
 MAX_DEPTH = 64
@@ -200,6 +201,16 @@ def split_request(body: Any) -> tuple[list[Any], dict[str, Any]]:
         raise RequestError('"instances" is empty; send at least one instance.')
     kwargs = {k: v for k, v in body.items() if k != "instances"}
     return instances, kwargs
+
+
+def parse_request(body: bytes, *, vertex: bool = False) -> dict[str, Any]:
+    """A predict body, parsed and checked once under the input policy: a JSON object with a non-empty
+    ``instances`` list, and on the Vertex route a ``parameters`` field, when there is one, an object."""
+    parsed = parse_json(body)
+    split_request(parsed)
+    if vertex and "parameters" in parsed and not isinstance(parsed["parameters"], dict):
+        raise RequestError(f'"parameters" must be an object, got {type(parsed["parameters"]).__name__}.')
+    return parsed  # type: ignore[no-any-return]
 
 
 def _convert(value: Any, where: str) -> Any:
