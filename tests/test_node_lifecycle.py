@@ -185,6 +185,26 @@ def test_time_spent_waiting_for_a_worker_is_not_held_against_it(project: Path) -
     assert _starts(project) == 2  # the first worker and one replacement: nothing was killed for the 504
 
 
+@pytest.mark.parametrize("batch", [1, 64], ids=["unbatched", "batched"])
+def test_time_spent_behind_a_slow_request_is_not_held_against_the_worker(project: Path, batch: int) -> None:
+    with _node(project, predict_timeout=2.0, max_batch_size=batch, max_batch_wait_ms=2.0) as node:
+        behind: list[Answer] = []
+
+        def send_behind() -> None:  # waits about 1.3 s behind the first, then runs 1.2 s: 504 at 2.2 s
+            time.sleep(0.2)
+            behind.append(_predict(node, 1.2))
+
+        thread = threading.Thread(target=send_behind)
+        thread.start()
+        first = _predict(node, 1.5)
+        thread.join()
+        after = _predict(node, "x")  # sent after that 504, to the same worker, still answering
+    assert first.status == 200
+    assert behind[0].status == 504 and "longer than the 2 s timeout" in behind[0].json()["error"]["message"]
+    assert after.status == 200 and after.json()["predictions"] == first.json()["predictions"]
+    assert _starts(project) == 1  # no prediction ran 2 s: the worker was never killed
+
+
 def test_a_replacement_that_fails_to_load_backs_off_and_says_so(project: Path,
                                                                 caplog: pytest.LogCaptureFixture) -> None:
     policy = LifecyclePolicy(backoff_initial=0.2, backoff_max=0.4, log_interval=600)

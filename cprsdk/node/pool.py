@@ -69,6 +69,9 @@ class Worker:
         self.exited = asyncio.Event()
         self.on_idle: Callable[[Worker], None] | None = None  # called when its last pending answer arrives
         self.on_report: Callable[[list[tuple[int, int]]], None] | None = None  # its batch reports
+        # When the worker last made progress: its last answer, or the send that ended an idle spell.
+        # A worker is stuck once this is a whole prediction timeout ago with requests pending.
+        self.busy_since = 0.0
 
     async def start(self, load_timeout: float) -> None:
         if self.spec.check is not None:  # every start, replacements included: never run changed code
@@ -103,7 +106,7 @@ class Worker:
 
     async def _read_answers(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
-        stdout = self.proc.stdout
+        stdout, loop = self.proc.stdout, asyncio.get_running_loop()
         try:
             while True:
                 head = await stdout.readexactly(LENGTH.size)
@@ -114,6 +117,7 @@ class Worker:
                         self.on_report(read_report(payload[RESPONSE_HEAD.size:]))
                     continue
                 future = self.pending.pop(request_id, None)
+                self.busy_since = loop.time()
                 if future is not None and not future.done():
                     future.set_result((status, payload[RESPONSE_HEAD.size:]))
                 if not self.pending and self.on_idle is not None:
@@ -134,7 +138,10 @@ class Worker:
 
     def send(self, request_id: int, mode: int, body: bytes) -> asyncio.Future[tuple[int, bytes]]:
         assert self.proc is not None and self.proc.stdin is not None
-        future: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[int, bytes]] = loop.create_future()
+        if not self.pending:
+            self.busy_since = loop.time()
         self.pending[request_id] = future
         self.proc.stdin.write(request_frame(request_id, mode, body))
         return future
@@ -142,6 +149,8 @@ class Worker:
     def send_many(self, frames: list[tuple[int, int, bytes, asyncio.Future[tuple[int, bytes]]]]) -> None:
         """Several requests in one write: (request id, mode, body, the future their answer resolves)."""
         assert self.proc is not None and self.proc.stdin is not None
+        if not self.pending:
+            self.busy_since = asyncio.get_running_loop().time()
         for request_id, _, _, future in frames:
             self.pending[request_id] = future
         self.proc.stdin.write(b"".join(request_frame(i, mode, body) for i, mode, body, _ in frames))
@@ -327,30 +336,34 @@ class WorkerPool:
                                          f"{self.predict_timeout:g} s timeout (it is being replaced).")
         request_id = next(self._ids)
         future = self.dispatch.submit(request_id, mode, body, instances=instances)
-        sent = loop.time()
-        if await answered_within(future, deadline - sent):
+        if await answered_within(future, deadline - loop.time()):
             return future.result()
         if not self.dispatch.drop(request_id):  # sent (not still queued behind busy workers)
             worker = next((w for w in self.workers if request_id in w.pending), None)
             if worker is not None:
-                self._overdue(worker, request_id, future, sent)
+                self._overdue(worker, request_id, future)
         return 504, error_bytes(504, f"The prediction took longer than the {self.predict_timeout:g} s timeout.")
 
-    def _overdue(self, worker: Worker, request_id: int, future: asyncio.Future[tuple[int, bytes]],
-                 sent: float) -> None:
-        """A request's deadline passed: its worker is killed once the request has run a whole timeout on it."""
-        left = sent + self.predict_timeout - asyncio.get_running_loop().time()
-        if left <= 0.001:
-            self._condemn(worker, request_id)
-            return
+    def _overdue(self, worker: Worker, request_id: int, future: asyncio.Future[tuple[int, bytes]]) -> None:
+        """A request's deadline passed: its worker is killed once it has made no progress for a whole timeout.
 
-        async def watch() -> None:  # the request spent part of its time waiting for a worker
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(future), left)
-            if not future.done():
-                self._condemn(worker, request_id)
+        Progress is an answer (of any request); the time a request waited for a worker, in the front
+        queue or behind other requests in the worker's pipe, is not held against the worker.
+        """
+        async def watch() -> None:
+            loop = asyncio.get_running_loop()
+            while not future.done():
+                left = worker.busy_since + self.predict_timeout - loop.time()
+                if left <= 0.001:
+                    if worker.alive and request_id in worker.pending:
+                        self._condemn(worker, request_id)
+                    return
+                await answered_within(future, left)
 
-        self._watch(watch())
+        if worker.busy_since + self.predict_timeout - asyncio.get_running_loop().time() <= 0.001:
+            self._condemn(worker, request_id)  # at once: the next request must not be sent to it
+        else:
+            self._watch(watch())
 
     def _condemn(self, worker: Worker, request_id: int) -> None:
         """Kill a worker that ran over the timeout; no request is sent to it again.
