@@ -268,6 +268,19 @@ def test_a_crash_loop_backs_off_then_recovers(project: Path, caplog: pytest.LogC
     assert any("is crash-looping" in r.getMessage() for r in caplog.records)
 
 
+def test_the_access_log_has_one_json_line_a_request(project: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="cprsdk.node"), _node(project, access_log=True) as node:
+        answers = [_predict(node, "x"), http(node.url, "GET", "/v1/models/none"),
+                   http(node.url, "GET", "/readyz", headers={"X-Request-Id": "probe-7"})]
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.getMessage().startswith('{"requestId"')]
+    ours = lines[-3:]  # after running_node's own readiness probes
+    assert [(line["method"], line["path"], line["status"]) for line in ours] == [
+        ("POST", PREDICT, 200), ("GET", "/v1/models/none", 404), ("GET", "/readyz", 200)]
+    assert [line["requestId"] for line in ours] == [a.headers["x-request-id"] for a in answers]
+    assert ours[2]["requestId"] == "probe-7" and all(line["ms"] >= 0 for line in ours)
+    assert all(line["path"] == "/readyz" for line in lines[:-3])
+
+
 def test_cprsdk_serve_takes_the_crash_loop_flags_and_logs_each_fault_once(project: Path, tmp_path: Path) -> None:
     model, port, log = project.parent / "model", free_port(), tmp_path / "serve.log"
     url = f"http://127.0.0.1:{port}"

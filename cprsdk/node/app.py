@@ -67,6 +67,11 @@ def _error(exc: CprError) -> _Response:
                      headers=extra)
 
 
+def _log_line(scope: Scope, request_id: str, status: int, elapsed: float) -> dict[str, Any]:
+    return {"requestId": request_id, "method": scope["method"], "path": scope["path"], "status": status,
+            "ms": round(elapsed * 1000, 3)}
+
+
 class Node:
     """The ASGI callable; state lives in the VersionManager."""
 
@@ -123,13 +128,12 @@ class Node:
         await send({"type": "http.response.body", "body": response.body})
         elapsed = time.perf_counter() - start
         self.stats.observe(route, response.status, elapsed)
-        line = {"requestId": request_id, "method": scope["method"], "path": scope["path"],
-                "status": response.status, "ms": round(elapsed * 1000, 3)}
         if self.options.access_log:
-            log.info(json.dumps(line))
+            log.info(json.dumps(_log_line(scope, request_id, response.status, elapsed)))
         elif response.status >= 500 and route not in ("readyz", "healthz"):  # at most one a route and status
             repeated = self._throttle.check((route, response.status))
             if repeated is not None:
+                line = _log_line(scope, request_id, response.status, elapsed)
                 log.info(json.dumps({**line, "repeated": repeated} if repeated else line))
 
     def _route(self, method: str, path: str) -> tuple[str, Callable[..., Awaitable[_Response]], tuple[str, ...]]:

@@ -70,7 +70,7 @@ class Dispatcher:
         :class:`RequestError` for one that breaks the input policy); it is called only for a request
         that must wait in the queue: one sent to an idle worker is parsed by the worker alone.
         """
-        live = [w for w in self.workers() if w.alive]
+        live = self.workers()
         if not self.batching:
             return min(live, key=lambda w: len(w.pending)).send(request_id, mode, body)
         idle = next((w for w in live if not w.pending), None)
@@ -100,7 +100,7 @@ class Dispatcher:
         if not self.queue:
             return
         if worker is None or not worker.alive:
-            live = [w for w in self.workers() if w.alive]
+            live = self.workers()
             if not live:
                 if or_fail:
                     self._fail(self.queue)

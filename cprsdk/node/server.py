@@ -113,7 +113,8 @@ def run(options: ServeOptions, *, announce: Callable[[str], None] | None = None)
     node = build_node(options)
     config = uvicorn.Config(node, host=options.host, port=options.port, log_level="warning", access_log=False,
                             lifespan="on", timeout_graceful_shutdown=60,
-                            http=limited_protocol(options.http_limits))
+                            http=limited_protocol(options.http_limits),
+                            proxy_headers=False)  # the node never reads the client address; a layer less a request
 
     class _Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:
