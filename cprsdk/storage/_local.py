@@ -4,9 +4,10 @@ Every write goes to a temporary file in the target's folder, is fsynced, and is 
 place, so a reader sees the old object or the new one, never a mix. Create-only writes publish the
 temporary file with ``os.link``, which fails atomically if the name exists, across processes and
 machines sharing the folder. Every other change (overwrite, compare-and-swap, delete) holds an
-``fcntl`` lock on a sidecar file ``.<name>.cprsdk-lock`` beside the object, so a compare-and-swap
-is atomic against every cprsdk writer. Tokens are ``mtime_ns-size-inode``; under the lock a new
-version's mtime is made strictly greater than the one it replaces, so a token never comes back.
+``fcntl`` lock on a sidecar file ``.<name>.cprsdk-lock`` beside the object (removed again when
+the change is done), so a compare-and-swap is atomic against every cprsdk writer. Tokens are
+``mtime_ns-size-inode``; under the lock a new version's mtime is made strictly greater than the one
+it replaces, so a token never comes back.
 """
 
 from __future__ import annotations
@@ -66,16 +67,40 @@ def _temp_name(target: Path) -> Path:
 
 @contextmanager
 def _locked(target: Path) -> Iterator[None]:
+    """Hold the exclusive lock of ``target``: an ``flock`` on its sidecar, which is removed on release.
+
+    A waiter may get the lock on a sidecar that its holder has just removed; it then sees that the
+    name no longer leads to the file it locked, and tries again on the current one, so at most one
+    process holds a lock that the name leads to.
+    """
     try:
         import fcntl
     except ImportError as exc:  # pragma: no cover - Windows
         raise StorageError("local stores need POSIX file locks (fcntl); this platform has none.") from exc
-    fd = os.open(target.with_name(f".{target.name}.cprsdk-lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    sidecar = target.with_name(f".{target.name}.cprsdk-lock")
+    while True:
+        fd = os.open(sidecar, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            current = os.stat(sidecar)
+        except FileNotFoundError:
+            os.close(fd)
+            continue
+        except BaseException:
+            os.close(fd)
+            raise
+        if current.st_ino == os.fstat(fd).st_ino and current.st_dev == os.fstat(fd).st_dev:
+            break
+        os.close(fd)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
-        os.close(fd)
+        try:
+            os.unlink(sidecar)  # still holding the lock: no other process holds one on this file
+        except FileNotFoundError:
+            pass
+        finally:
+            os.close(fd)
 
 
 def _fsync_dir(folder: Path) -> None:
