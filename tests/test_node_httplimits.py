@@ -106,6 +106,35 @@ def test_pipelined_requests_are_each_answered(port: int) -> None:
     assert data.count(b"HTTP/1.1 200 OK") == 2 and data.count(b'"fine"') == 2
 
 
+def test_a_response_arrives_whole_in_one_read(port: int) -> None:
+    """Status line, headers and body go out in one write: a client's first read has all of them."""
+    with _connect(port) as sock:
+        firsts = []
+        for _ in range(30):
+            sock.sendall(_request())
+            firsts.append(sock.recv(65536))  # returns as soon as anything of the answer arrives
+    assert all(first.startswith(b"HTTP/1.1 200 OK") and first.endswith(b'{"predictions":["fine"]}')
+               for first in firsts), [f for f in firsts if not f.endswith(b"]}")][:2]
+
+
+def test_a_head_request_and_a_100_continue_are_answered_on_a_kept_alive_connection(port: int) -> None:
+    with _connect(port) as sock:
+        sock.sendall(b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(65536)
+        body = b'{"instances": [1]}'
+        sock.sendall(f"POST {_PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n".encode())
+        interim = sock.recv(65536)
+        sock.sendall(body)
+        status, answer, _ = _read_response(sock)
+    assert head.split(b"\r\n")[0] in (b"HTTP/1.1 200 OK", b"HTTP/1.1 405 Method Not Allowed")
+    assert head.endswith(b"\r\n\r\n") and b"content-length:" in head.lower()
+    assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert (status, answer) == (200, {"predictions": ["fine"]})
+
+
 def test_an_idle_connection_is_closed(port: int) -> None:
     with _connect(port) as sock:  # after a response: the keep-alive timeout
         sock.sendall(_request())

@@ -27,12 +27,13 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from cprsdk.errors import ConfigError, error_bytes
 
-__all__ = ["HttpLimits", "fit_descriptor_limit", "limited_protocol"]
+__all__ = ["HttpLimits", "OneWrite", "fit_descriptor_limit", "limited_protocol"]
 
 log = logging.getLogger("cprsdk.node")
 
 _FRESH, _WAITING, _HEADERS, _BODY, _BUSY = "fresh", "waiting", "headers", "body", "busy"
 _END = b"\r\n\r\n"
+_JOIN_LIMIT = 256 * 1024  # a response head is joined to a first body write up to this size
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,55 @@ class ConnectionRegistry:
     def leave(self, conn: LimitedProtocol) -> None:
         self.waiting.pop(conn, None)
         self.open -= 1
+
+
+class OneWrite:
+    """The transport as one response cycle sees it: the status line and headers, which uvicorn writes
+    on ``http.response.start``, wait for the body's first write and go out with it, so a response is
+    one write (one TCP segment for a small one) instead of two. Writes before the response starts
+    (``100 Continue``) and after its first body write go straight through; what waits is sent when
+    the response completes without a body write (a HEAD) and before a close.
+    """
+
+    __slots__ = ("_cycle", "_done", "_head", "_then", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, cycle: Any) -> None:
+        self._transport, self._cycle = transport, cycle
+        self._head: bytes | None = None
+        self._done = False
+        self._then: Any = cycle.on_response
+        cycle.transport, cycle.on_response = self, self._completed
+
+    def _completed(self) -> None:
+        self.flush()
+        self._then()
+
+    def flush(self) -> None:
+        self._done = True
+        if self._head is not None:
+            head, self._head = self._head, None
+            self._transport.write(head)
+
+    def write(self, data: bytes) -> None:
+        if self._done or not self._cycle.response_started:
+            self._transport.write(data)
+        elif self._head is None:
+            self._head = bytes(data)
+        else:
+            self._done = True
+            head, self._head = self._head, None
+            if len(data) <= _JOIN_LIMIT:
+                self._transport.write(head + data)
+            else:  # no copy of a large body
+                self._transport.write(head)
+                self._transport.write(data)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 class LimitedProtocol(HttpToolsProtocol):
@@ -147,6 +197,7 @@ class LimitedProtocol(HttpToolsProtocol):
         self._phase, self._header_bytes, self._tail = _BODY, 0, b""
         self._arm(self.limits.body_timeout, self._body_timeout)
         super().on_headers_complete()
+        OneWrite(self.transport, self.cycle)  # the cycle writes through it from now on
 
     def on_message_complete(self) -> None:
         self._disarm()
