@@ -217,6 +217,22 @@ def test_only_the_request_at_fault_fails(project: Path, tmp_path: Path, marked: 
             assert (code, json.loads(answer)) == (200, {"predictions": [i * 2 for i in body["instances"]]})
 
 
+@pytest.mark.parametrize("parameters", [None, [], 0, False, "", [1]])
+def test_a_vertex_body_is_refused_alike_alone_and_among_others(project: Path, tmp_path: Path,
+                                                               parameters: Any) -> None:
+    adapter = _adapter(project, "tagged.Tagged")
+    bad = json.dumps({"instances": [1], "parameters": parameters}).encode()
+    good = json.dumps({"instances": [2], "parameters": {}}).encode()
+    alone, _ = _serve(adapter, [(1, MODE_VERTEX, bad)], tmp_path, max_batch_size=64)
+    among, _ = _serve(adapter, [(1, MODE_VERTEX, good), (2, MODE_VERTEX, bad), (3, MODE_VERTEX, good)], tmp_path,
+                      max_batch_size=64)
+    unbatched, _ = _serve(adapter, [(1, MODE_VERTEX, bad)], tmp_path, max_batch_size=1)
+    assert alone[1] == among[2] == unbatched[1]
+    assert alone[1][0] == 400 and json.loads(alone[1][1])["error"]["message"].startswith(
+        '"parameters" must be an object, got ')
+    assert among[1][0] == among[3][0] == 200
+
+
 # ---------------------------------------------------------------- a real node under load
 
 

@@ -96,6 +96,28 @@ def test_an_idle_worker_never_waits_and_metrics_show_the_batches(tmp_path: Path)
     assert 'cprsdk_batch_queue_wait_seconds_count{model="default",version="v1"} 5' in metrics
 
 
+def test_raw_bodies_and_raw_body_forms_never_wait_in_the_batching_queue(tmp_path: Path) -> None:
+    project = copy_project("batching", tmp_path / "batching")
+    with running_node(model_dir=project / "model", packages=[project], prediction_class="tagged.Tagged",
+                      max_batch_size=16, max_batch_wait_ms=50) as node:
+        for n in range(4):  # :rawPredict takes the body as it is: never merged, so never queued
+            answer = http(node.url, "POST", "/v1/projects/p/models/default/versions/v1:rawPredict",
+                          json.dumps({"instances": [n]}).encode())
+            assert answer.json() == {"predictions": [1.0 * n]}
+        assert http(node.url, "POST", "/v1/projects/p/models/default/versions/v1:predict",
+                    b'{"instances": [3]}').json() == {"predictions": [3.0]}
+        metrics = http(node.url, "GET", "/metrics").data.decode()
+    assert 'cprsdk_batch_queue_wait_seconds_count{model="default",version="v1"} 1' in metrics
+    styles = copy_project("styles", tmp_path / "styles")
+    with running_node(model_dir=styles / "model", packages=[styles], prediction_class="sm_full",
+                      max_batch_size=16, max_batch_wait_ms=50) as node:
+        answer = http(node.url, "POST", "/invocations", b"2,0,0\n", {"Content-Type": "text/csv",
+                                                                     "Accept": "application/json"})
+        assert answer.status == 200
+        metrics = http(node.url, "GET", "/metrics").data.decode()
+    assert "cprsdk_batch_" not in metrics  # a SageMaker module's version does not batch at all
+
+
 def _post_all(url: str, bodies: list[dict[str, Any]]) -> list[tuple[int, Any, float]]:
     """Each body POSTed from its own thread, started 0.3 s after the first; (status, answer, seconds) in order."""
     results: list[tuple[int, Any, float]] = [(0, None, 0.0)] * len(bodies)

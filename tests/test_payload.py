@@ -22,9 +22,9 @@ def test_other_fields_become_kwargs() -> None:
     ("body", "message"),
     [
         (b"{not json", "The request body is not valid JSON"),
-        (b"[1, 2]", "must be a JSON object, got list"),
+        (b"[1, 2]", "must be a JSON object, got an array"),
         (b'{"inputs": [1]}', 'The request has no "instances" field.'),
-        (b'{"instances": {"a": 1}}', '"instances" must be a list, got dict.'),
+        (b'{"instances": {"a": 1}}', '"instances" must be a list, got an object.'),
         (b'{"instances": []}', '"instances" is empty'),
         (b'{"instances": [NaN]}', "contains NaN, which is not valid JSON"),
         (b'{"instances": [Infinity]}', "contains Infinity"),

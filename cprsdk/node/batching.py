@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Pending", "kwargs_key", "plan", "split"]
+__all__ = ["Pending", "kwargs_key", "plan", "sliceable", "split"]
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,8 @@ def plan(requests: Sequence[Pending], *, max_size: int) -> list[list[Pending]]:
     return groups
 
 
-def _sliceable(outputs: Any) -> bool:
+def sliceable(outputs: Any) -> bool:
+    """A list, a tuple or a NumPy array of at least one dimension: what :func:`split` can cut."""
     if isinstance(outputs, (list, tuple)):
         return True
     return type(outputs).__module__ == "numpy" and getattr(outputs, "ndim", 0) >= 1
@@ -70,7 +71,7 @@ def _sliceable(outputs: Any) -> bool:
 
 def split(outputs: Any, counts: Sequence[int]) -> list[Any] | None:
     """``outputs`` cut into consecutive parts of ``counts`` items; None if it is not a sequence of their total."""
-    if not _sliceable(outputs) or len(outputs) != sum(counts):
+    if not sliceable(outputs) or len(outputs) != sum(counts):
         return None
     if len(counts) == 1:  # a request alone: its outputs as they are
         return [outputs]

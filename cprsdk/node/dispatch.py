@@ -1,7 +1,8 @@
 """Sending requests to a version's workers: at once to an idle worker, else collected into one write.
 
-Without batching (``max_batch_size`` 1), every request is written at once to the live worker with
-the fewest requests pending, as it always was.
+Without batching (``max_batch_size`` 1, or a version whose predictor takes the raw body: the pool
+turns it off when its workers say they cannot merge), and for every ``:rawPredict`` body, a request
+is written at once to the live worker with the fewest requests pending.
 
 With batching, a request goes at once to an idle worker (none pending), so at concurrency 1 there
 is no waiting at all, and the worker alone parses its body. While every worker is busy, requests
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from cprsdk.errors import error_bytes
 from cprsdk.node.metrics import BatchStats
+from cprsdk.node.protocol import MODE_RAW
 
 if TYPE_CHECKING:
     from cprsdk.node.pool import Worker
@@ -71,7 +73,7 @@ class Dispatcher:
         that must wait in the queue: one sent to an idle worker is parsed by the worker alone.
         """
         live = self.workers()
-        if not self.batching:
+        if not self.batching or mode == MODE_RAW:  # a raw body is never merged: it never waits to be
             return min(live, key=lambda w: len(w.pending)).send(request_id, mode, body)
         idle = next((w for w in live if not w.pending), None)
         if idle is not None and not self.queue:  # nothing to wait for

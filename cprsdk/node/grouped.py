@@ -18,11 +18,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from cprsdk.errors import ResponseError
-from cprsdk.node.batching import Pending, kwargs_key, split
+from cprsdk.node.batching import Pending, kwargs_key, sliceable, split
 from cprsdk.node.protocol import MODE_VERTEX
-from cprsdk.runtime.adapters import Adapter, CprAdapter, VertexAdapter, _parameters
+from cprsdk.runtime.adapters import Adapter, CprAdapter, VertexAdapter
 from cprsdk.runtime.frameworks import FrameworkAdapter
-from cprsdk.runtime.payload import dumps_response, parse_json, split_request, to_jsonable
+from cprsdk.runtime.payload import dumps_response, parse_request, split_request, to_jsonable, vertex_parameters
 
 __all__ = ["mergeable", "pending", "run_alone", "run_merged"]
 
@@ -40,12 +40,12 @@ def pending(adapter: Adapter, request_id: int, mode: int, body: bytes, *, keyed:
     ``keyed=False`` leaves its kwargs key empty, for a request that has no other to be merged with.
     """
     try:
-        parsed = parse_json(body)  # the policy the front applied, on the same fast path
+        parsed = parse_request(body, vertex=mode == MODE_VERTEX)  # the checks of a request alone, exactly
         instances, kwargs = split_request(parsed)
         if isinstance(adapter, VertexAdapter):
             kwargs = {k: v for k, v in parsed.items() if k != "instances"}
         elif mode == MODE_VERTEX and isinstance(adapter, CprAdapter):
-            kwargs = _parameters(parsed)
+            kwargs = vertex_parameters(parsed)
         key = kwargs_key(kwargs) if keyed else ""
         return Pending(request_id=request_id, mode=mode, instances=instances, key=key, body=parsed)
     except Exception:  # the request runs alone, and its own error reaches the client
@@ -71,7 +71,7 @@ def _call(adapter: Adapter, group: Sequence[Pending], version: str) -> _Call:
     if isinstance(adapter, FrameworkAdapter):
         return _Call(adapter.predict(instances), lambda part: dumps_response(part, extra=extra))
     assert isinstance(adapter, CprAdapter)
-    kwargs = _parameters(first.body) if vertex else split_request(first.body)[1]
+    kwargs = vertex_parameters(first.body) if vertex else split_request(first.body)[1]
     return _Call(adapter.predictor.predict(instances, **kwargs), lambda part: dumps_response(part, extra=extra))
 
 
@@ -116,17 +116,18 @@ def run_alone(adapter: Adapter, request: Pending, version: str, guard: Guard) ->
             return call.whole()
         parts = split(call.outputs, [request.count])
         if parts is None:
-            raise ResponseError(f"predict returned {_length(call.outputs)} for {request.count} instances; "
-                                "batching needs exactly one output per instance, in order.",
-                                hint="Return a list with one prediction per instance, or deploy the version "
-                                     "without --max-batch-size.")
+            count = f"{request.count} instance" + ("" if request.count == 1 else "s")
+            raise ResponseError(f"predict returned {_length(call.outputs)} for {count}; batching needs a list "
+                                "with exactly one output per instance, in order.",
+                                hint="Return one prediction per instance, or turn batching off for this version "
+                                     "(cprsdk deploy --max-batch-size 1; a version that sets none takes the "
+                                     "node's cprsdk serve --max-batch-size).")
         return call.encode(parts[0])
 
     return guard(answer)
 
 
 def _length(outputs: Any) -> str:
-    try:
-        return f"{len(outputs)} outputs"
-    except TypeError:
+    if not sliceable(outputs):
         return f"a {type(outputs).__name__}, not a list"
+    return f"{len(outputs)} output" + ("" if len(outputs) == 1 else "s")

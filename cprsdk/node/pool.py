@@ -72,6 +72,7 @@ class Worker:
         # When the worker last made progress: its last answer, or the send that ended an idle spell.
         # A worker is stuck once this is a whole prediction timeout ago with requests pending.
         self.busy_since = 0.0
+        self.merges = False  # its predictor can share a predict call among requests (told when it has loaded)
 
     async def start(self, load_timeout: float) -> None:
         if self.spec.check is not None:  # every start, replacements included: never run changed code
@@ -95,6 +96,7 @@ class Worker:
         if status != 200:
             await self.proc.wait()
             raise LoadFailed(json.loads(body)["error"]["message"])
+        self.merges = bool(json.loads(body or b"{}").get("merges", False))
         self._reader = asyncio.create_task(self._read_answers())
 
     async def _read_frame(self) -> tuple[int, bytes]:
@@ -140,8 +142,7 @@ class Worker:
         assert self.proc is not None and self.proc.stdin is not None
         loop = asyncio.get_running_loop()
         future: asyncio.Future[tuple[int, bytes]] = loop.create_future()
-        if not self.pending:
-            self.busy_since = loop.time()
+        self.busy_since = self.busy_since if self.pending else loop.time()
         self.pending[request_id] = future
         self.proc.stdin.write(request_frame(request_id, mode, body))
         return future
@@ -149,8 +150,7 @@ class Worker:
     def send_many(self, frames: list[tuple[int, int, bytes, asyncio.Future[tuple[int, bytes]]]]) -> None:
         """Several requests in one write: (request id, mode, body, the future their answer resolves)."""
         assert self.proc is not None and self.proc.stdin is not None
-        if not self.pending:
-            self.busy_since = asyncio.get_running_loop().time()
+        self.busy_since = self.busy_since if self.pending else asyncio.get_running_loop().time()
         for request_id, _, _, future in frames:
             self.pending[request_id] = future
         self.proc.stdin.write(b"".join(request_frame(i, mode, body) for i, mode, body, _ in frames))
@@ -245,6 +245,8 @@ class WorkerPool:
                 worker.kill()
             raise failure
         self.workers = workers
+        if not all(w.merges for w in workers):  # a raw-body form: never merged, so never held in the queue
+            self.dispatch.max_size = 1
         for w in workers:
             self._watch(self._replace_when_exited(w))
 
@@ -345,11 +347,8 @@ class WorkerPool:
         return 504, error_bytes(504, f"The prediction took longer than the {self.predict_timeout:g} s timeout.")
 
     def _overdue(self, worker: Worker, request_id: int, future: asyncio.Future[tuple[int, bytes]]) -> None:
-        """A request's deadline passed: its worker is killed once it has made no progress for a whole timeout.
-
-        Progress is an answer (of any request); the time a request waited for a worker, in the front
-        queue or behind other requests in the worker's pipe, is not held against the worker.
-        """
+        """A request's deadline passed: its worker is killed once it has answered nothing for a whole
+        timeout (time a request waited, in the front queue or behind others in the pipe, is not its fault)."""
         async def watch() -> None:
             loop = asyncio.get_running_loop()
             while not future.done():
@@ -397,9 +396,3 @@ class WorkerPool:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-
-def describe(pool: WorkerPool | None) -> dict[str, Any]:
-    if pool is None:
-        return {"workers": 0, "pending": 0, "restarts": 0}
-    return {"workers": sum(w.alive for w in pool.workers), "pending": pool.pending, "restarts": pool.restarts,
-            "servingState": pool.serving_state}

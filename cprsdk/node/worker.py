@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from cprsdk.errors import CprError, PredictionError, RequestError, error_bytes
+from cprsdk.errors import CprError, PredictionError, error_bytes
 from cprsdk.node.batching import Pending, plan
 from cprsdk.node.grouped import mergeable, pending, run_alone, run_merged
 from cprsdk.node.protocol import (
@@ -73,8 +73,8 @@ def _guard(run: Callable[[], bytes]) -> tuple[int, bytes]:
     """(200, what ``run`` returns), or the error response for what it raised."""
     try:
         return 200, run()
-    except CprError as exc:
-        exact = isinstance(exc, (PredictionError, RequestError))
+    except CprError as exc:  # a PredictionError's message is the predictor's own, as it wrote it
+        exact = isinstance(exc, PredictionError)
         return _error(exc.status_code, public_text(exc.message) if exact else public_error(exc))
     except Exception as exc:
         traceback.print_exc()  # the whole message and the traceback go to the node's log only
@@ -212,7 +212,8 @@ def main() -> None:
         os._exit(3)
     keep_freed_memory(trim=64 << 20)  # a request's garbage is small; a spike's memory goes back
     gc.freeze()  # the model's objects: never traced by the collector again
-    os.write(out_fd, response_frame(0, 200, b"{}"))
+    # The front queues requests for merging only when the predictor can merge them (not a raw-body form).
+    os.write(out_fd, response_frame(0, 200, json.dumps({"merges": mergeable(predictor)}).encode()))
     serve_frames(predictor, spec["version"], sys.stdin.fileno(), out_fd,
                  max_batch_size=int(spec.get("max_batch_size") or 1))
     sys.stderr.flush()

@@ -28,7 +28,7 @@ from typing import Any
 from cprsdk.errors import PredictorContractError, PredictorImportError, RequestError, ResponseError
 from cprsdk.runtime import sagemaker_shim
 from cprsdk.runtime.formats import JSON, decode, format_output, load_labels, media_type
-from cprsdk.runtime.payload import dumps_response, parse_request, split_request, to_jsonable
+from cprsdk.runtime.payload import dumps_response, parse_request, split_request, to_jsonable, vertex_parameters
 from cprsdk.runtime.predictor import _import_module, import_prediction_class, load_predictor, search_path
 from cprsdk.runtime.sagemaker import (
     RequestText,
@@ -76,19 +76,12 @@ class CprAdapter(Adapter):
     def handle_json(self, body: dict[str, Any], *, vertex: bool, version: str) -> bytes:
         instances, kwargs = split_request(body)
         if vertex:
-            kwargs = _parameters(body)
+            kwargs = vertex_parameters(body)
         predictions = self.predictor.predict(instances, **kwargs)
         return dumps_response(predictions, extra={"deployedModelId": version} if vertex else None)
 
     def handle_raw(self, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
         return self.handle_json(_json_instances(body, content_type), vertex=False, version=""), JSON
-
-
-def _parameters(body: Mapping[str, Any]) -> dict[str, Any]:
-    parameters = body.get("parameters") or {}
-    if not isinstance(parameters, dict):
-        raise RequestError(f'"parameters" must be an object, got {type(parameters).__name__}.')
-    return parameters
 
 
 @dataclass

@@ -30,9 +30,8 @@ import orjson
 
 from cprsdk.errors import RequestError, ResponseError
 
-__all__ = ["MAX_DEPTH", "MAX_INT_DIGITS", "dumps_response", "parse_json", "parse_json_lines", "parse_request",
-           "split_request",
-           "to_jsonable"]
+__all__ = ["MAX_DEPTH", "MAX_INT_DIGITS", "dumps_response", "json_kind", "parse_json", "parse_json_lines",
+           "parse_request", "split_request", "to_jsonable", "vertex_parameters"]
 
 MAX_DEPTH = 64
 MAX_INT_DIGITS = 40
@@ -189,14 +188,14 @@ def split_request(body: Any) -> tuple[list[Any], dict[str, Any]]:
     """Split a parsed body into ``instances`` and the keyword arguments for ``predict``."""
     if not isinstance(body, dict):
         raise RequestError(
-            f"The request body must be a JSON object, got {type(body).__name__}.",
+            f"The request body must be a JSON object, got {json_kind(body)}.",
             hint='Send {"instances": [...]}.',
         )
     if "instances" not in body:
         raise RequestError('The request has no "instances" field.', hint='Send {"instances": [...]}.')
     instances = body["instances"]
     if not isinstance(instances, list):
-        raise RequestError(f'"instances" must be a list, got {type(instances).__name__}.')
+        raise RequestError(f'"instances" must be a list, got {json_kind(instances)}.')
     if not instances:
         raise RequestError('"instances" is empty; send at least one instance.')
     kwargs = {k: v for k, v in body.items() if k != "instances"}
@@ -208,9 +207,29 @@ def parse_request(body: bytes, *, vertex: bool = False) -> dict[str, Any]:
     ``instances`` list, and on the Vertex route a ``parameters`` field, when there is one, an object."""
     parsed = parse_json(body)
     split_request(parsed)
-    if vertex and "parameters" in parsed and not isinstance(parsed["parameters"], dict):
-        raise RequestError(f'"parameters" must be an object, got {type(parsed["parameters"]).__name__}.')
+    if vertex:
+        vertex_parameters(parsed)
     return parsed  # type: ignore[no-any-return]
+
+
+def vertex_parameters(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A Vertex body's ``parameters`` (``{}`` when it has none); :class:`RequestError` unless an object."""
+    parameters = body.get("parameters", {})
+    if not isinstance(parameters, dict):
+        raise RequestError(f'"parameters" must be an object, got {json_kind(parameters)}.',
+                           hint='Send "parameters": {...}, or leave it out.')
+    return parameters
+
+
+def json_kind(value: Any) -> str:
+    """What ``value`` is, in JSON's words: an object, an array, a string, a number, a boolean or null."""
+    if value is None:
+        return "null"
+    for kind, name in ((bool, "a boolean"), (dict, "an object"), (list, "an array"), (str, "a string"),
+                       ((int, float), "a number")):
+        if isinstance(value, kind):
+            return name
+    return f"a {type(value).__name__}"
 
 
 def _convert(value: Any, where: str) -> Any:
