@@ -68,6 +68,10 @@ KEYS: tuple[Key, ...] = (
         "--keepalive-timeout"),
     Key("max_connections", "int", 512, "`serve`: connections open at once; past it the longest-waiting idle "
         "one is shed, else 503.", "--max-connections"),
+    Key("max_batch_size", "int", None, "`deploy`: the version's dynamic batching, the instances one predict call "
+        "may take (1: off); `serve`: the default of versions that set none.", "--max-batch-size"),
+    Key("max_batch_wait_ms", "float", None, "`deploy` and `serve`, with max_batch_size: how long requests are "
+        "collected while every worker is busy.", "--max-batch-wait-ms"),
     Key("record_timeout", "float", None, "`batch predict`: seconds one predict call may take before its worker is "
         "ended and the record at fault becomes an error line.", "--record-timeout"),
 )
@@ -99,6 +103,8 @@ class Settings:
     body_timeout: float = 60.0
     keepalive_timeout: float = 75.0
     max_connections: int = 512
+    max_batch_size: int | None = None
+    max_batch_wait_ms: float | None = None
     record_timeout: float | None = None
     sources: Mapping[str, str] = field(default_factory=dict)  # key -> "flag" | "env" | file | "default"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -34,11 +35,11 @@ def test_the_manifest_records_batching_and_reads_it_back() -> None:
 
 
 @pytest.mark.parametrize("fields,named", [
-    ({"maxBatchSize": 0}, "maxBatchSize is 0"),
-    ({"maxBatchSize": 2.5}, "maxBatchSize is 2.5"),
-    ({"maxBatchSize": True}, "maxBatchSize is True"),
-    ({"maxBatchWaitMs": -1}, "maxBatchWaitMs is -1"),
-    ({"maxBatchWaitMs": "2"}, "maxBatchWaitMs is '2'"),
+    ({"maxBatchSize": 0}, "maxBatchSize is 0;"),
+    ({"maxBatchSize": 2.5}, "maxBatchSize is 2.5;"),
+    ({"maxBatchSize": True}, "maxBatchSize is true;"),
+    ({"maxBatchWaitMs": -1}, "maxBatchWaitMs is -1;"),
+    ({"maxBatchWaitMs": "2"}, 'maxBatchWaitMs is "2";'),
 ])
 def test_a_manifest_with_bad_batching_names_the_field(fields: dict[str, Any], named: str) -> None:
     with pytest.raises(ManifestError, match=named):
@@ -51,6 +52,26 @@ def test_deploy_records_the_batching_flags(trained_sample: Path, memory_uri: str
                  "--max-batch-size", "16", "--max-batch-wait-ms", "2.5", "--format", "json"]) == 0
     manifest = json.loads(capsys.readouterr().out)["manifest"]
     assert (manifest["maxBatchSize"], manifest["maxBatchWaitMs"]) == (16, 2.5)
+
+
+def test_a_whole_number_written_as_a_float_is_that_number() -> None:
+    assert _manifest(maxBatchSize=8.0).max_batch_size == 8
+
+
+def test_batching_comes_from_the_project_file_and_the_environment_too(
+        trained_sample: Path, memory_uri: str, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    sample = shutil.copytree(trained_sample, tmp_path / "sample")
+    with (sample / "cprsdk.toml").open("a") as file:
+        file.write("\nmax_batch_size = 16\n")
+    monkeypatch.setenv("CPRSDK_MAX_BATCH_WAIT_MS", "4")
+    assert main(["deploy", str(sample), "--model", "iris", "--version", "v1", "--registry", memory_uri,
+                 "--format", "json"]) == 0
+    manifest = json.loads(capsys.readouterr().out)["manifest"]
+    assert (manifest["maxBatchSize"], manifest["maxBatchWaitMs"]) == (16, 4.0)
+    (sample / "cprsdk.toml").write_text((sample / "cprsdk.toml").read_text().replace("= 16", "= 0"))
+    assert main(["deploy", str(sample), "--model", "iris", "--version", "v2", "--registry", memory_uri]) != 0
+    assert "max_batch_size in cprsdk.toml is 0;" in capsys.readouterr().err
 
 
 def test_deploy_refuses_a_batch_size_of_zero_before_anything_is_uploaded(
@@ -75,7 +96,7 @@ def test_versions_create_refuses_bad_batching_fields_with_a_400_naming_them(tmp_
         answer = http(node.url, "POST", "/v1/projects/p/models/m/versions", json.dumps(body).encode(),
                       {"Authorization": f"Bearer {TOKEN}"})
     assert answer.status == 400
-    assert "maxBatchSize is '8'" in answer.json()["error"]["message"]
+    assert 'maxBatchSize is "8"' in answer.json()["error"]["message"]
 
 
 def test_an_idle_worker_never_waits_and_metrics_show_the_batches(tmp_path: Path) -> None:

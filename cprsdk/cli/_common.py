@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeAlias
 
+from cprsdk.config import Settings
 from cprsdk.errors import ConfigError
 
 __all__ = [
@@ -114,24 +115,40 @@ def add_formatter_flags(p: argparse.ArgumentParser) -> None:
                    help='formatter arguments, e.g. \'{"num_preds": 3, "label": true}\'')
 
 
-def add_batching_flags(p: argparse.ArgumentParser, *, role: str) -> None:
+def add_batching_flags(p: argparse.ArgumentParser, *, version: bool) -> None:
+    """``--max-batch-size`` and ``--max-batch-wait-ms``: of one version (``deploy``) or the node's default."""
+    if version:
+        size = ("default: unset, so the node's cprsdk serve --max-batch-size applies; 1 turns batching off "
+                "for this version")
+        wait = "default: unset, the node's --max-batch-wait-ms"
+        role = "of this version"
+    else:
+        size, wait, role = "default: 1, off", "default: 0; an idle worker never waits", "for versions that set none"
     p.add_argument("--max-batch-size", type=int, metavar="N",
                    help=f"dynamic batching {role}: at most N instances per predict call; requests with equal "
-                        "keyword arguments are merged while every worker is busy (default: 1, off)")
+                        f"keyword arguments are merged while every worker is busy ({size}; config key "
+                        "max_batch_size)")
     p.add_argument("--max-batch-wait-ms", type=float, metavar="MS",
                    help=f"dynamic batching {role}: how long requests are collected while every worker is busy "
-                        "(default: 0; an idle worker never waits)")
+                        f"({wait}; config key max_batch_wait_ms)")
 
 
-def batching(args: argparse.Namespace) -> tuple[int | None, float | None]:
-    """``--max-batch-size`` and ``--max-batch-wait-ms``, checked (None: not given)."""
+def batching(settings: Settings) -> tuple[int | None, float | None]:
+    """The batching settings (flags, ``CPRSDK_MAX_BATCH_SIZE``..., the project file), checked (None: not set)."""
     from cprsdk.registry.manifest import batching_settings
 
+    def name(key: str) -> str:
+        origin = settings.sources.get(key, "default")
+        if origin == "flag":
+            return "--" + key.replace("_", "-")
+        return f"CPRSDK_{key.upper()}" if origin == "env" else f"{key} in {origin}"
+
     try:
-        return batching_settings(getattr(args, "max_batch_size", None), getattr(args, "max_batch_wait_ms", None),
-                                 size_name="--max-batch-size", wait_name="--max-batch-wait-ms")
+        return batching_settings(settings.max_batch_size, settings.max_batch_wait_ms,
+                                 size_name=name("max_batch_size"), wait_name=name("max_batch_wait_ms"))
     except ValueError as exc:
-        raise ConfigError(str(exc), hint="Nothing was changed; run the command again with valid values.") from None
+        raise ConfigError(str(exc), hint="Run the command again with valid values (docs/node.md, "
+                                         "Dynamic batching).") from None
 
 
 def add_input_flags(p: argparse.ArgumentParser) -> None:

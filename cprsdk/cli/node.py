@@ -66,7 +66,7 @@ def _serve_options(args: argparse.Namespace, settings: Settings, local: Settings
     from cprsdk.node.server import ServeOptions
 
     output_formatter, formatter_args = formatter(args)
-    batch_size, batch_wait = batching(args)
+    batch_size, batch_wait = batching(settings)
     return ServeOptions(
         host=args.host or ("0.0.0.0" if _env_port() else "127.0.0.1"),  # a container is reached from outside
         port=args.port or _env_port() or 8080, workers=args.workers,
@@ -110,6 +110,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     flags = {"registry": args.registry, "model_dir": args.model_dir, "packages": args.package,
              "prediction_class": args.prediction_class, "framework": args.framework,
+             "max_batch_size": args.max_batch_size, "max_batch_wait_ms": args.max_batch_wait_ms,
              **{key: getattr(args, key) for key in _HTTP_LIMIT_KEYS}}
     settings = load_settings(".", flags)
     with tempfile.TemporaryDirectory(prefix="cprsdk-serve-") as tmp:
@@ -163,7 +164,7 @@ def _add_serve_parser(sub: Subparsers) -> None:
     p.add_argument("--model", default="default", help="single-version mode: model name (default: default)")
     p.add_argument("--version", dest="version_name", default="v1", help="single-version mode: version (default: v1)")
     add_formatter_flags(p)
-    add_batching_flags(p, role="for versions that set none")
+    add_batching_flags(p, version=False)
 
 
 # ------------------------------------------------------------------ predict

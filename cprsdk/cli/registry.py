@@ -45,10 +45,10 @@ def _registry(args: argparse.Namespace, settings: Settings | None = None) -> Reg
 
 _DEPLOY_KEYS = ("prediction_class", "framework", "model_dir", "registry", "max_code_mb", "max_model_mb",
                 "max_model_files", "skip_load_check", "smoke_instances", "allow_unsafe_pickles", "isolated", "name",
-                "version")
+                "version", "max_batch_size", "max_batch_wait_ms")
 
 
-def _deploy_request(args: argparse.Namespace) -> DeployRequest:
+def _deploy_request(args: argparse.Namespace, settings: Settings) -> DeployRequest:
     from cprsdk.registry.deploy import DeployRequest
 
     return DeployRequest(
@@ -56,12 +56,12 @@ def _deploy_request(args: argparse.Namespace) -> DeployRequest:
         origin=args.origin, package_uris=tuple(u for u in (args.package_uris or "").split(",") if u),
         set_default=args.set_default, description=args.description or "",
         runtime_version=args.runtime_version, python_version=args.python_version, labels=labels(args.labels),
-        extra={**formatter_fields(args), **_batching_fields(args)},
+        extra={**formatter_fields(args), **_batching_fields(settings)},
     )
 
 
-def _batching_fields(args: argparse.Namespace) -> dict[str, Any]:
-    size, wait = batching(args)
+def _batching_fields(settings: Settings) -> dict[str, Any]:
+    size, wait = batching(settings)
     return {k: v for k, v in (("maxBatchSize", size), ("maxBatchWaitMs", wait)) if v is not None}
 
 
@@ -107,7 +107,7 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
     flags = settings_flags(args, _DEPLOY_KEYS)
     flags["version"] = None  # --version names the version to create, not the distribution
     settings = load_settings(args.src, flags)
-    request = _deploy_request(args)
+    request = _deploy_request(args, settings)
     if args.wait and not args.endpoint:
         raise ConfigError("--wait needs --endpoint URL (the node to ask); nothing was deployed.")
     quiet = args.format == "json"
@@ -137,7 +137,7 @@ def _add_deploy_parser(sub: Subparsers) -> None:
     p.add_argument("--labels", metavar="K=V,...", help="labels recorded in the manifest")
     p.add_argument("--set-default", action="store_true", help="make this version the model's default")
     add_formatter_flags(p)
-    add_batching_flags(p, role="of this version")
+    add_batching_flags(p, version=True)
     add_quota_flags(p)
     p.add_argument("--wait", action="store_true", help="wait until the node at --endpoint reports READY or FAILED")
     p.add_argument("--endpoint", metavar="URL", help="the prediction node to ask, with --wait")

@@ -51,14 +51,27 @@ def _names(kind: type | tuple[type, ...]) -> str:
 
 def batching_settings(size: Any, wait_ms: Any, *, size_name: str = "maxBatchSize",
                       wait_name: str = "maxBatchWaitMs") -> tuple[int | None, float | None]:
-    """Checked batching settings (None: not given); ValueError names the field and the accepted values."""
+    """Checked batching settings (None: not given); ValueError names the field and the accepted values.
+
+    A whole number written as a float (``8.0``, as some JSON writers put it) counts as that number.
+    """
+    if isinstance(size, float) and size.is_integer():
+        size = int(size)
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
-        raise ValueError(f"{size_name} is {size!r}; it must be a whole number of instances, at least 1 "
+        raise ValueError(f"{size_name} is {_shown(size)}; it must be a whole number of instances, at least 1 "
                          "(1 turns batching off).")
     if wait_ms is not None and (isinstance(wait_ms, bool) or not isinstance(wait_ms, (int, float))
                                 or not 0 <= wait_ms <= 60_000):
-        raise ValueError(f"{wait_name} is {wait_ms!r}; it must be a number of milliseconds from 0 to 60000.")
+        raise ValueError(f"{wait_name} is {_shown(wait_ms)}; it must be a number of milliseconds from 0 to 60000.")
     return size, None if wait_ms is None else float(wait_ms)
+
+
+def _shown(value: Any) -> str:
+    """A value as JSON spells it (true, "8", NaN), which is how a manifest or a request body holds it."""
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 def _batching(data: Mapping[str, Any], where: str) -> dict[str, Any]:
