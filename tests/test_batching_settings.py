@@ -84,7 +84,7 @@ def test_deploy_refuses_a_batch_size_of_zero_before_anything_is_uploaded(
 
 def test_serve_refuses_a_negative_wait(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve", "--registry", str(tmp_path / "registry"), "--max-batch-wait-ms", "-5"]) != 0
-    assert "--max-batch-wait-ms is -5.0" in capsys.readouterr().err
+    assert "--max-batch-wait-ms must not be negative, got -5.0." in capsys.readouterr().err
 
 
 def test_versions_create_refuses_bad_batching_fields_with_a_400_naming_them(tmp_path: Path) -> None:
