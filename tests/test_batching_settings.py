@@ -119,8 +119,11 @@ def test_an_idle_worker_never_waits_and_metrics_show_the_batches(tmp_path: Path)
 
 def test_raw_bodies_and_raw_body_forms_never_wait_in_the_batching_queue(tmp_path: Path) -> None:
     project = copy_project("batching", tmp_path / "batching")
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    resource = "/v1/projects/p/models/default/versions/v1"
     with running_node(model_dir=project / "model", packages=[project], prediction_class="tagged.Tagged",
-                      max_batch_size=16, max_batch_wait_ms=50) as node:
+                      max_batch_size=16, max_batch_wait_ms=50, admin_token=TOKEN) as node:
+        shown = http(node.url, "GET", resource, headers=auth).json()
         for n in range(4):  # :rawPredict takes the body as it is: never merged, so never queued
             answer = http(node.url, "POST", "/v1/projects/p/models/default/versions/v1:rawPredict",
                           json.dumps({"instances": [n]}).encode())
@@ -129,14 +132,17 @@ def test_raw_bodies_and_raw_body_forms_never_wait_in_the_batching_queue(tmp_path
                     b'{"instances": [3]}').json() == {"predictions": [3.0]}
         metrics = http(node.url, "GET", "/metrics").data.decode()
     assert 'cprsdk_batch_queue_wait_seconds_count{model="default",version="v1"} 1' in metrics
+    assert (shown["maxBatchSize"], shown["maxBatchWaitMs"]) == (16, 50)
     styles = copy_project("styles", tmp_path / "styles")
     with running_node(model_dir=styles / "model", packages=[styles], prediction_class="sm_full",
-                      max_batch_size=16, max_batch_wait_ms=50) as node:
+                      max_batch_size=16, max_batch_wait_ms=50, admin_token=TOKEN) as node:
+        shown = http(node.url, "GET", resource, headers=auth).json()
         answer = http(node.url, "POST", "/invocations", b"2,0,0\n", {"Content-Type": "text/csv",
                                                                      "Accept": "application/json"})
         assert answer.status == 200
         metrics = http(node.url, "GET", "/metrics").data.decode()
     assert "cprsdk_batch_" not in metrics  # a SageMaker module's version does not batch at all
+    assert shown["maxBatchSize"] == 1  # and says so
 
 
 def _post_all(url: str, bodies: list[dict[str, Any]]) -> list[tuple[int, Any, float]]:

@@ -40,7 +40,9 @@ _VERSION_BODY: dict[str, Any] = {"type": "object", "required": ["name", "deploym
     "name": _NAME, "deploymentUri": {"type": "string"}, "packageUris": _STRINGS,
     "predictionClass": {"type": "string"}, "framework": {"type": "string"}, "description": {"type": "string"},
     "runtimeVersion": {"type": "string"}, "pythonVersion": {"type": "string"},
-    "labels": {"type": "object", "additionalProperties": {"type": "string"}}}}
+    "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+    "maxBatchSize": {"type": "integer", "minimum": 1},
+    "maxBatchWaitMs": {"type": "number", "minimum": 0, "maximum": 60000}}}
 _JOB_BODY: dict[str, Any] = {"type": "object", "required": ["jobId", "predictionInput"], "properties": {
     "jobId": _NAME, "predictionInput": {"type": "object", "required": ["inputPaths", "outputPath"],
                                                      "properties": {

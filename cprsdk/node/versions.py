@@ -58,6 +58,11 @@ class Version:
         }
         if self.error_message:
             data["errorMessage"] = self.error_message
+        if self.pool is not None:  # what it runs with: its manifest's, the node's default, or off (1)
+            data["maxBatchSize"] = self.pool.dispatch.max_size
+            data["maxBatchWaitMs"] = round(self.pool.dispatch.wait * 1000, 3)
+        else:
+            data["maxBatchSize"], data["maxBatchWaitMs"] = m.max_batch_size, m.max_batch_wait_ms
         if self.state == "READY" and self.pool is not None:
             data["servingState"] = self.pool.serving_state
             data["servingDetail"] = self.pool.serving_detail or None
