@@ -42,6 +42,10 @@ def test_deploy_then_describe_and_redeploy_reuses_everything(
     assert sorted(f["path"] for f in described["files"]) == ["model.joblib", "preprocessor.pkl"]
     assert all(len(f["sha256"]) == 64 for f in described["files"] + described["packages"])
     assert described["packageUris"] == [f"{store_uri}/blobs/sha256/{described['packages'][0]['sha256']}"]
+    assert main(["versions", "describe", "--version", "v1", "--model", "iris", "--registry", store_uri]) == 0
+    assert json.loads(capsys.readouterr().out) == described  # the flag deploy takes works here too
+    assert main(["versions", "describe", "v1", "--version", "v2", "--model", "iris", "--registry", store_uri]) != 0
+    assert "Two versions given: v1 and --version v2." in capsys.readouterr().err
 
     second = _deploy(capsys, str(trained_sample), "--model", "iris", "--version", "v2", "--registry", store_uri)
     assert second["uploadedFiles"] == 0 and second["uploadedBytes"] == 0

@@ -190,19 +190,20 @@ def _cmd_versions_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_versions_describe(args: argparse.Namespace) -> int:
-    record = _registry(args).describe_version(args.model, need(args.version_name, "VERSION"))
+    record = _registry(args).describe_version(args.model, _version_arg(args))
     print(json.dumps(record, indent=2))
     return 1 if record.get("state") == "BROKEN" else 0
 
 
 def _cmd_versions_set_default(args: argparse.Namespace) -> int:
-    _print_models(args, [_registry(args).set_default(args.model, need(args.version_name, "VERSION"))])
+    _print_models(args, [_registry(args).set_default(args.model, _version_arg(args))])
     return 0
 
 
 def _cmd_versions_delete(args: argparse.Namespace) -> int:
-    _registry(args).delete_version(args.model, need(args.version_name, "VERSION"))
-    err(f"Deleted version {args.version_name} of model {args.model}.")
+    version = _version_arg(args)
+    _registry(args).delete_version(args.model, version)
+    err(f"Deleted version {version} of model {args.model}.")
     return 0
 
 
@@ -235,7 +236,17 @@ def _add_version_action(actions: Subparsers, name: str, func: Command, summary: 
                         formats: bool = True) -> None:
     p = _add_action(actions, name, func, summary, description, formats=formats)
     p.add_argument("version_name", nargs="?", metavar="VERSION", help="the version")
+    p.add_argument("--version", dest="version_option", metavar="VERSION",
+                   help="the version, as a flag (as deploy takes it)")
     p.add_argument("--model", required=True, help="the model")
+
+
+def _version_arg(args: argparse.Namespace) -> str:
+    """VERSION, given as the positional or as --version (not two different ones)."""
+    positional, option = args.version_name, getattr(args, "version_option", None)
+    if positional and option and positional != option:
+        raise ConfigError(f"Two versions given: {positional} and --version {option}.", hint="Give one.")
+    return need(positional or option, "VERSION (or --version VERSION)")
 
 
 def _add_versions_parser(sub: Subparsers) -> None:

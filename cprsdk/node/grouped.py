@@ -13,7 +13,7 @@ worker then runs each request alone.
 from __future__ import annotations
 
 import json
-import traceback
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -99,8 +99,9 @@ def run_merged(adapter: Adapter, group: Sequence[Pending], version: str,
     """Each request's (status, body) from one call for the group; None: run each alone instead."""
     try:
         call = _call(adapter, group, version)
-    except Exception:
-        traceback.print_exc()  # each request is run alone next, so the one at fault gets its own error
+    except Exception as exc:  # each request is run alone next: the one at fault logs its own traceback
+        print(f"version {version}: a predict call merging {len(group)} requests raised {type(exc).__name__}; "
+              "running each alone", file=sys.stderr, flush=True)
         return None
     parts = None if call.outputs is None else split(call.outputs, [request.count for request in group])
     if parts is None:
