@@ -125,7 +125,7 @@ class Engine:
         for process in processes:
             process.join(timeout=2)
         codes = {p.exitcode for p in processes if p.exitcode not in (None, 0)}
-        if len(codes) > 1:  # the pool ends the other workers with SIGTERM once one died
+        if len(processes) > 1:  # the pool ends the other workers with SIGTERM once one died: not the cause
             codes.discard(-signal.SIGTERM)
         return " or ".join(_exit_text(code) for code in sorted(codes))
 
